@@ -1,0 +1,209 @@
+"""Building blocks shared by the model families: conv-norm-act, squeeze-excitation, drop-path, heads."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "Branches",
+    "ClassifierHead",
+    "ConvNormAct",
+    "DropPath",
+    "LayerFactory",
+    "MlpHead",
+    "SqueezeExcite",
+    "conv_out_size",
+    "drop_path",
+    "init_kaiming",
+    "make_act",
+    "make_divisible",
+]
+
+# A norm or activation layer factory: called with the channel count (norm) or nothing (activation).
+LayerFactory = Callable[..., nn.Module]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
+                   round_limit: float = 0.9) -> int:
+    """Round ``value`` to a multiple of ``divisor`` without going below ``round_limit`` of it."""
+    min_value = min_value or divisor
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < round_limit * value:
+        new += divisor
+    return new
+
+
+def conv_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                  ceil_mode: bool = False) -> int:
+    """Output length of a convolution or pooling: floor((n + 2p - d(k-1) - 1) / s) + 1."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1  # PyTorch: the last window must start inside the input or its left padding
+    return out
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv2d -> norm -> activation (each of the last two optional); conv has a bias only without norm."""
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int | tuple[int, int] = 3,
+        stride: int = 1,
+        padding: int | tuple[int, int] | None = None,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool | None = None,
+        norm_layer: LayerFactory | None = nn.BatchNorm2d,
+        act_layer: LayerFactory | None = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        if padding is None:
+            ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+            padding = tuple(dilation * (k - 1) // 2 for k in ks)
+        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation, groups,
+                              bias=norm_layer is None if bias is None else bias)
+        if norm_layer is not None:
+            self.bn = norm_layer(out_chs)
+        if act_layer is not None:
+            self.act = make_act(act_layer)
+
+
+def make_act(act_layer: LayerFactory) -> nn.Module:
+    """An activation module, in-place where the layer accepts it."""
+    # ReLU-like layers are built in-place where they accept it: it halves activation memory.
+    try:
+        return act_layer(inplace=True)
+    except TypeError:
+        return act_layer()
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: global pool -> 1x1 conv (reduce) -> act -> 1x1 conv -> sigmoid gate."""
+
+    def __init__(self, channels: int, rd_channels: int, act_layer: LayerFactory = nn.ReLU,
+                 gate_layer: LayerFactory = nn.Sigmoid) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, rd_channels, 1)
+        self.act = make_act(act_layer)
+        self.fc2 = nn.Conv2d(rd_channels, channels, 1)
+        self.gate = gate_layer()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
+        return x * self.gate(self.fc2(self.act(self.fc1(s))))
+
+
+class Branches(nn.ModuleDict):
+    """Parallel branches on one input, outputs concatenated along channels (an Inception module's frame)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.values()], dim=1)
+
+
+def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero a whole residual branch per sample with probability ``drop_prob``."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep = 1.0 - drop_prob
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016) applied to a residual branch."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class ClassifierHead(nn.Module):
+    """Head: global average (or max) pool -> flatten -> dropout -> linear."""
+
+    def __init__(self, in_features: int, num_classes: int, pool: str = "avg", drop_rate: float = 0.0) -> None:
+        super().__init__()
+        if pool not in ("avg", "max"):
+            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+        self.pool_type = pool
+        self.in_features = in_features
+        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.fc = _linear_or_identity(in_features, num_classes)
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = _linear_or_identity(self.in_features, num_classes)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if x.dim() == 4:
+            x = F.adaptive_avg_pool2d(x, 1) if self.pool_type == "avg" else F.adaptive_max_pool2d(x, 1)
+            x = torch.flatten(x, 1)  # (B, C)
+        x = self.drop(x)
+        return x if pre_logits else self.fc(x)
+
+
+class MlpHead(nn.Module):
+    """Head (AlexNet, VGG): adaptive avg pool to a grid -> flatten -> 2 x (linear, act, dropout) -> linear."""
+
+    def __init__(self, in_chs: int, num_classes: int, pool_size: int = 7, hidden: int = 4096,
+                 drop_rate: float = 0.5, drop_first: bool = False, act_layer: LayerFactory = nn.ReLU) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.drop_first = drop_first
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)
+        self.fc1 = nn.Linear(in_chs * pool_size * pool_size, hidden)
+        self.act1 = make_act(act_layer)
+        self.drop1 = nn.Dropout(drop_rate)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.act2 = make_act(act_layer)
+        self.drop2 = nn.Dropout(drop_rate)
+        self.fc = _linear_or_identity(hidden, num_classes)
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = _linear_or_identity(self.hidden, num_classes)
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.pool(x), 1)  # (B, C * pool_size**2)
+        for fc, act, drop in ((self.fc1, self.act1, self.drop1), (self.fc2, self.act2, self.drop2)):
+            # torchvision's AlexNet drops each hidden layer's input, its VGG each hidden layer's output
+            x = act(fc(drop(x))) if self.drop_first else drop(act(fc(x)))
+        return x if pre_logits else self.fc(x)
+
+
+def _linear_or_identity(in_features: int, num_classes: int) -> nn.Module:
+    return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def init_kaiming(model: nn.Module, zero_bias: bool = True, linear_std: float | None = 0.01) -> None:
+    """He (fan-out, ReLU) init for convs, unit/zero for norms, N(0, linear_std) for linears."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None and zero_bias:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm | nn.LayerNorm) or _is_norm(m):
+            if getattr(m, "weight", None) is not None:
+                nn.init.ones_(m.weight)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear_std is not None:
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _is_norm(m: nn.Module) -> bool:
+    # Injected norm layers (cnnlab.nn.BatchNorm2d and friends) mark themselves so init treats them alike.
+    return getattr(m, "is_norm_layer", False)
