@@ -1,5 +1,11 @@
 """The model zoo: every family registers its networks on import."""
 
+from cnnlab.models import (  # noqa: F401  (imported for registration)
+    alexnet,
+    lenet,
+    nin,
+    vgg,
+)
 from cnnlab.models._base import FeatureInfo, InputTooSmallError, ZooModel
 from cnnlab.models._registry import (
     ModelInfo,

@@ -1,0 +1,208 @@
+"""Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition (VGG).
+
+Configurations A, B, D and E of the paper's Table 1 (``vgg11``, ``vgg13``, ``vgg16``, ``vgg19``) and
+their batch-normalized forms (``_bn``), as torchvision builds them: 3x3 convolutions in five blocks of
+64, 128, 256, 512, 512 channels, each block closed by a 2x2 max pool, then adaptive average pooling to
+7x7 and a 4096-4096 MLP with dropout. The ``_bn`` convolutions keep their bias, as torchvision's do,
+so parameter counts and weights match torchvision's exactly.
+
+Anatomy: the stem is the first conv (conv-[BN]-ReLU at full resolution); stage i holds the rest of
+block i and its max pool, so the stages end at strides 2, 4, 8, 16, 32. ``width_mult`` and ``hidden``
+shrink the convolutions and the classifier for small experiments; the defaults build the standard nets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import partial
+
+import torch
+from torch import nn
+
+from cnnlab.models._base import FeatureInfo, ZooModel
+from cnnlab.models._registry import register_converter, register_model, remap_keys
+from cnnlab.models.alexnet import check_width, scale_width
+from cnnlab.models.layers import ConvNormAct, LayerFactory, MlpHead, init_kaiming
+
+__all__ = [
+    "VGG",
+    "VGGConfig",
+    "torchvision_key_rules",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+]
+
+
+def conv_paths(depths: tuple[int, ...]) -> list[str]:
+    """Our module path of every 3x3 conv block, in network order: the stem, then stage by stage."""
+    paths = ["stem"]
+    for s, depth in enumerate(depths):
+        first = 1 if s == 0 else 0  # block 1's first conv is the stem
+        paths += [f"stages.{s}.{j}" for j in range(depth - first)]
+    return paths
+
+
+class VGG(ZooModel):
+    """VGG: first 3x3 conv (stem); 5 stages of 3x3 conv-[BN]-ReLU ending in 2x2 max pool; MLP head."""
+
+    def __init__(self, cfg: VGGConfig, num_classes: int = 1000, in_chans: int = 3,
+                 norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU) -> None:
+        super().__init__()
+        check_width(cfg.width_mult, cfg.hidden)
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        widths = [scale_width(c, cfg.width_mult) for c in cfg.widths]
+        # torchvision keeps the conv bias even before batch norm
+        conv = partial(ConvNormAct, kernel_size=3, bias=True, norm_layer=norm_layer, act_layer=act_layer)
+        self.stem = conv(in_chans, widths[0])  # (B, 64, H, W)
+        stages: list[nn.Module] = []
+        self.feature_info = []
+        chs = widths[0]
+        for s, (depth, width) in enumerate(zip(cfg.depths, widths)):
+            first = 1 if s == 0 else 0
+            blocks: list[nn.Module] = []
+            for _ in range(depth - first):
+                blocks.append(conv(chs, width))
+                chs = width
+            blocks.append(nn.MaxPool2d(2, stride=2))  # (B, width, H / 2**(s+1), W / 2**(s+1))
+            stages.append(nn.Sequential(*blocks))
+            self.feature_info.append(FeatureInfo(f"stages.{s}", width, 2 ** (s + 1)))
+        self.stages = nn.Sequential(*stages)
+        self.num_features = cfg.hidden
+        self.head = MlpHead(chs, num_classes, pool_size=7, hidden=cfg.hidden, drop_rate=cfg.drop_rate,
+                            drop_first=False, act_layer=act_layer)
+        init_kaiming(self)
+
+
+@dataclass(frozen=True)
+class VGGConfig:
+    """A VGG configuration: convs per block (the paper's Table 1 columns) and widths."""
+
+    depths: tuple[int, int, int, int, int]  # 3x3 convs in each of the five blocks
+    batch_norm: bool = False  # batch norm after every conv (the _bn variants)
+    widths: tuple[int, int, int, int, int] = (64, 128, 256, 512, 512)
+    width_mult: float = 1.0  # multiplies every conv width
+    hidden: int = 4096  # width of the two hidden classifier layers
+    drop_rate: float = 0.5  # dropout after each hidden classifier layer
+
+
+# The paper's Table 1: configurations A, B, D, E.
+_DEPTHS = {
+    "vgg11": (1, 1, 2, 2, 2),
+    "vgg13": (2, 2, 2, 2, 2),
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
+VARIANTS: dict[str, VGGConfig] = {
+    **{name: VGGConfig(depths) for name, depths in _DEPTHS.items()},
+    **{f"{name}_bn": VGGConfig(depths, batch_norm=True) for name, depths in _DEPTHS.items()},
+}
+
+
+def _build(name: str, num_classes: int, in_chans: int, width_mult: float, hidden: int, drop_rate: float,
+           norm_layer: LayerFactory | None, act_layer: LayerFactory) -> VGG:
+    cfg = replace(VARIANTS[name], width_mult=width_mult, hidden=hidden, drop_rate=drop_rate)
+    return VGG(cfg, num_classes=num_classes, in_chans=in_chans, norm_layer=norm_layer, act_layer=act_layer)
+
+
+# 32 is the smallest side that survives the five 2x2 pools (32 -> 1).
+_register = partial(register_model, input_size=(3, 224, 224), min_size=32, num_classes=1000,
+                    paper="Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale "
+                          "Image Recognition")
+
+
+@_register(torchvision="vgg11")
+def vgg11(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
+          drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
+          act_layer: LayerFactory = nn.ReLU) -> VGG:
+    """VGG-11 (configuration A)."""
+    return _build("vgg11", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+
+
+@_register(torchvision="vgg13")
+def vgg13(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
+          drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
+          act_layer: LayerFactory = nn.ReLU) -> VGG:
+    """VGG-13 (configuration B)."""
+    return _build("vgg13", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+
+
+@_register(torchvision="vgg16")
+def vgg16(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
+          drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
+          act_layer: LayerFactory = nn.ReLU) -> VGG:
+    """VGG-16 (configuration D)."""
+    return _build("vgg16", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+
+
+@_register(torchvision="vgg19")
+def vgg19(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
+          drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
+          act_layer: LayerFactory = nn.ReLU) -> VGG:
+    """VGG-19 (configuration E)."""
+    return _build("vgg19", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+
+
+@_register(torchvision="vgg11_bn")
+def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
+             drop_rate: float = 0.5, norm_layer: LayerFactory | None = nn.BatchNorm2d,
+             act_layer: LayerFactory = nn.ReLU) -> VGG:
+    """VGG-11 with batch norm after every conv."""
+    return _build("vgg11_bn", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+
+
+@_register(torchvision="vgg13_bn")
+def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
+             drop_rate: float = 0.5, norm_layer: LayerFactory | None = nn.BatchNorm2d,
+             act_layer: LayerFactory = nn.ReLU) -> VGG:
+    """VGG-13 with batch norm after every conv."""
+    return _build("vgg13_bn", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+
+
+@_register(torchvision="vgg16_bn")
+def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
+             drop_rate: float = 0.5, norm_layer: LayerFactory | None = nn.BatchNorm2d,
+             act_layer: LayerFactory = nn.ReLU) -> VGG:
+    """VGG-16 with batch norm after every conv."""
+    return _build("vgg16_bn", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+
+
+@_register(torchvision="vgg19_bn")
+def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
+             drop_rate: float = 0.5, norm_layer: LayerFactory | None = nn.BatchNorm2d,
+             act_layer: LayerFactory = nn.ReLU) -> VGG:
+    """VGG-19 with batch norm after every conv."""
+    return _build("vgg19_bn", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+
+
+def torchvision_key_rules(depths: tuple[int, ...], batch_norm: bool) -> list[tuple[str, str]]:
+    """Regex rules from torchvision's ``features.N`` / ``classifier.N`` keys to ours."""
+    rules: list[tuple[str, str]] = []
+    index = 0
+    paths = iter(conv_paths(depths))
+    for depth in depths:
+        for _ in range(depth):
+            path = next(paths)
+            rules.append((rf"^features\.{index}\.", f"{path}.conv."))
+            index += 1
+            if batch_norm:
+                rules.append((rf"^features\.{index}\.", f"{path}.bn."))
+                index += 1
+            index += 1  # ReLU
+        index += 1  # max pool
+    rules += [(r"^classifier\.0\.", "head.fc1."), (r"^classifier\.3\.", "head.fc2."),
+              (r"^classifier\.6\.", "head.fc.")]
+    return rules
+
+
+@register_converter("vgg")
+def _convert(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision's features.N (conv, [bn], relu, ..., pool) / classifier.N -> stem / stages / head."""
+    cfg = VARIANTS[name]
+    return remap_keys(state_dict, torchvision_key_rules(cfg.depths, cfg.batch_norm))
