@@ -4,6 +4,8 @@ from cnnlab.models import (  # noqa: F401  (imported for registration)
     alexnet,
     lenet,
     nin,
+    resnet,
+    resnet_cifar,
     vgg,
 )
 from cnnlab.models._base import FeatureInfo, InputTooSmallError, ZooModel
