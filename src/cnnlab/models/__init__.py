@@ -2,6 +2,8 @@
 
 from cnnlab.models import (  # noqa: F401  (imported for registration)
     alexnet,
+    googlenet,
+    inception,
     lenet,
     nin,
     resnet,
