@@ -2,12 +2,14 @@
 
 from cnnlab.models import (  # noqa: F401  (imported for registration)
     alexnet,
+    densenet,
     googlenet,
     inception,
     lenet,
     nin,
     resnet,
     resnet_cifar,
+    squeezenet,
     vgg,
 )
 from cnnlab.models._base import FeatureInfo, InputTooSmallError, ZooModel
