@@ -7,9 +7,11 @@ from cnnlab.models import (  # noqa: F401  (imported for registration)
     inception,
     lenet,
     nin,
+    regnet,
     resnet,
     resnet_cifar,
     squeezenet,
+    unet,
     vgg,
 )
 from cnnlab.models._base import FeatureInfo, InputTooSmallError, ZooModel

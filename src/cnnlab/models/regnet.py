@@ -1,0 +1,709 @@
+"""Radosavovic et al. 2020, Designing Network Design Spaces (CVPR 2020): AnyNet, RegNetX and RegNetY.
+
+AnyNet is the paper's generic network: a stem (3x3 stride-2 conv-BN-ReLU, 32 channels; the paper's
+figure calls this width w0, which is not the RegNet parameter w_0), four stages of residual bottleneck
+blocks and a head (global average pool + linear). Each stage i is free in its depth d_i, width w_i,
+bottleneck ratio b_i, group width g_i and stride; an X block is 1x1, 3x3 grouped (stride), 1x1 + shortcut,
+a Y block adds squeeze-excitation after the 3x3 conv. RegNet restricts AnyNet to quantized linear widths:
+u_j = w_0 + w_a * j for block j < depth, s_j = round(log(u_j / w_0) / log(w_m)), w_j = w_0 * w_m^s_j
+rounded to a multiple of 8; consecutive blocks of equal width form a stage. Finally each stage width is
+adjusted so that its bottleneck width is a multiple of its group width.
+
+Two model tables live here and they are not the same networks:
+
+* ``regnetx_*`` / ``regnety_*`` are the paper's models as pycls's model zoo (``configs/dds_baselines``)
+  defines them; ``tests/golden/published/regnet.json`` checks their parameters and FLOPs against the
+  paper's tables as pycls's MODEL_ZOO.md lists them.
+* ``regnet_x_*`` / ``regnet_y_*`` are torchvision's, with exactly torchvision's parameters, MACs and
+  state_dict (through ``convert_torchvision``).
+
+How torchvision's RegNets differ from pycls's (checked against pycls ``models/regnet.py``,
+``models/blocks.py``, ``models/anynet.py`` and torchvision 0.29 ``models/regnet.py``):
+
+* The (w_0, w_a, w_m, depth, group width) tuples of the shared sizes are the same (X 400MF, 800MF,
+  1.6GF, 3.2GF, 8GF, 16GF, 32GF; Y 400MF, 800MF, 1.6GF, 3.2GF, 8GF, 16GF, 32GF), and so are the stem,
+  the blocks and the SE width: both compute it from the block's *input* width, round(0.25 * w_in), and
+  apply SE on the bottleneck width after the 3x3 conv. The quantized per-block widths are identical.
+* The difference is the group-compatibility rounding of the stage widths. pycls rounds the bottleneck
+  width to the nearest multiple of the group width with Python's round (ties to even, at least one
+  group); torchvision uses ``_make_divisible`` (ties round up, and a result more than 10% below the
+  input is bumped up one group). Three torchvision models come out different from the paper's:
+  regnet_x_400mf (last stage 400 instead of 384: 5.50M vs 5.16M parameters), regnet_y_800mf
+  (stages 144/784 instead of 128/768: 6.43M vs 6.26M) and regnet_y_8gf (first stage 224 instead of
+  168: 39.38M vs 39.18M). timm names these ``regnetx_004_tv``, ``regnety_008_tv`` and
+  ``regnety_080_tv`` ("torchvision group rounding"). The rule would also change the paper's X-4.0GF
+  and Y-4.0GF, which torchvision lacks. Every other shared size is the same network in both.
+* torchvision computes the widths with float32 tensors, pycls with float64 numpy; here they are pure
+  Python floats (no tensor math, so builders work under ``torch.device("meta")``), which reproduce both
+  for every registered configuration (``tests/test_regnet.py`` checks torchvision's directly).
+* regnet_y_128gf (the SEER network) is torchvision-only; the paper's tables stop at 32GF.
+* Tensor names differ (pycls ``s1.b1.f.a``, torchvision ``trunk_output.block1.block1-0.f.a.0``); the
+  converter maps torchvision's onto ours (``stages.0.0.conv1.conv``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cnnlab.models._base import FeatureInfo, ZooModel
+from cnnlab.models._registry import register_converter, register_model, remap_keys
+from cnnlab.models.layers import (
+    ClassifierHead,
+    ConvNormAct,
+    DropPath,
+    LayerFactory,
+    SqueezeExcite,
+    init_kaiming,
+    make_divisible,
+)
+
+__all__ = [
+    "PAPER_VARIANTS",
+    "TORCHVISION_VARIANTS",
+    "AnyNet",
+    "AnyNetConfig",
+    "AnyStage",
+    "RegNetParams",
+    "ResBottleneckBlock",
+    "adjust_widths_to_groups",
+    "bottleneck_width",
+    "generate_regnet_widths",
+    "regnet_block_widths",
+]
+
+PAPER = "Radosavovic et al. 2020, Designing Network Design Spaces"
+WIDTH_ROUNDINGS = ("pycls", "torchvision")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The RegNet generator: pure Python, usable on its own for design-space exploration
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _check_regnet_params(w_0: int, w_a: float, w_m: float, depth: int, quantum: int) -> None:
+    if depth < 1:
+        raise ValueError(f"RegNet depth must be at least 1, got {depth}")
+    if w_a < 0 or w_0 <= 0 or w_m <= 1:
+        raise ValueError(f"RegNet needs w_a >= 0, w_0 > 0 and w_m > 1, got w_a={w_a}, w_0={w_0}, w_m={w_m}")
+    if w_0 % quantum != 0:
+        raise ValueError(f"RegNet's w_0 must be a multiple of the width quantum {quantum}, got w_0={w_0}")
+
+
+def regnet_block_widths(w_0: int, w_a: float, w_m: float, depth: int, quantum: int = 8) -> list[int]:
+    """Per-block widths of a RegNet: u_j = w_0 + w_a j snapped to w_0 * w_m^k, then to multiples of q."""
+    _check_regnet_params(w_0, w_a, w_m, depth, quantum)
+    widths = []
+    for j in range(depth):
+        u = w_0 + w_a * j  # the continuous (linear) width of block j
+        k = round(math.log(u / w_0) / math.log(w_m))
+        widths.append(round(w_0 * w_m**k / quantum) * quantum)
+    return widths
+
+
+def generate_regnet_widths(
+    w_0: int, w_a: float, w_m: float, depth: int, quantum: int = 8
+) -> tuple[list[int], list[int]]:
+    """Stage widths and depths of a RegNet: runs of equal block widths, before group-width adjustment."""
+    widths: list[int] = []
+    depths: list[int] = []
+    for w in regnet_block_widths(w_0, w_a, w_m, depth, quantum):
+        if widths and widths[-1] == w:
+            depths[-1] += 1
+        else:
+            widths.append(w)
+            depths.append(1)
+    return widths, depths
+
+
+def bottleneck_width(width: int, ratio: float) -> int:
+    """Width of a block's 1x1 -> 3x3 -> 1x1 inner convs: round(width * ratio)."""
+    return int(round(width * ratio))
+
+
+def _round_to_groups_pycls(w_bot: int, group_width: int, ratio: float) -> int:
+    # pycls: nearest multiple (ties to even), of lcm(g, b) when the ratio is an integer > 1 so that
+    # w = w_bot / b stays an integer.
+    m = math.lcm(group_width, int(ratio)) if ratio > 1 else group_width
+    return max(m, int(round(w_bot / m) * m))
+
+
+def adjust_widths_to_groups(
+    widths: Sequence[int],
+    bottleneck_ratios: Sequence[float],
+    group_widths: Sequence[int],
+    rounding: str = "pycls",
+) -> tuple[list[int], list[int]]:
+    """Stage widths and group widths adjusted so each bottleneck width is a whole number of groups."""
+    if rounding not in WIDTH_ROUNDINGS:
+        raise ValueError(f"rounding must be one of {WIDTH_ROUNDINGS}, got {rounding!r}")
+    if not len(widths) == len(bottleneck_ratios) == len(group_widths):
+        raise ValueError("widths, bottleneck_ratios and group_widths need one entry per stage")
+    new_widths, new_groups = [], []
+    for w, b, g in zip(widths, bottleneck_ratios, group_widths):
+        w_bot = max(1, int(w * b))
+        g = min(g, w_bot)  # a group cannot be wider than the whole bottleneck
+        w_bot = _round_to_groups_pycls(w_bot, g, b) if rounding == "pycls" else make_divisible(w_bot, g)
+        new_widths.append(int(w_bot / b))
+        new_groups.append(g)
+    return new_widths, new_groups
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Configurations
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnyNetConfig:
+    """One AnyNet: per-stage depth, width, group width, bottleneck ratio and stride, plus SE and stem."""
+
+    depths: tuple[int, ...]
+    widths: tuple[int, ...]
+    group_widths: tuple[int, ...]
+    bottleneck_ratios: tuple[float, ...]
+    strides: tuple[int, ...]
+    se_ratio: float = 0.0  # 0: X blocks; > 0: Y blocks with SE width round(se_ratio * block input width)
+    stem_width: int = 32
+    stem_stride: int = 2
+
+    def __post_init__(self) -> None:
+        for field in ("depths", "widths", "group_widths", "bottleneck_ratios", "strides"):
+            object.__setattr__(self, field, tuple(getattr(self, field)))
+        n = len(self.depths)
+        if n == 0:
+            raise ValueError("an AnyNet needs at least one stage")
+        lengths = {len(self.widths), len(self.group_widths), len(self.bottleneck_ratios), len(self.strides)}
+        if lengths != {n}:
+            raise ValueError(
+                "depths, widths, group_widths, bottleneck_ratios and strides need one entry per stage")
+        if min(self.depths) < 1 or min(self.widths) < 1 or min(self.group_widths) < 1:
+            raise ValueError("stage depths, widths and group widths must be positive")
+        if min(self.strides) < 1 or self.stem_stride < 1 or self.stem_width < 1:
+            raise ValueError("strides and the stem width must be positive")
+        if not 0.0 <= self.se_ratio < 1.0:
+            raise ValueError(f"se_ratio must be in [0, 1), got {self.se_ratio}")
+        for i, (w, b, g) in enumerate(zip(self.widths, self.bottleneck_ratios, self.group_widths)):
+            w_bot = bottleneck_width(w, b)
+            if w_bot < 1 or w_bot % g:
+                raise ValueError(
+                    f"stage {i}: bottleneck width {w_bot} (= round({w} * {b})) is not a multiple of group "
+                    f"width {g}; adjust the widths with adjust_widths_to_groups"
+                )
+
+    @property
+    def block_type(self) -> str:
+        """'Y' (with squeeze-excitation) or 'X'."""
+        return "Y" if self.se_ratio > 0 else "X"
+
+    def reductions(self) -> list[int]:
+        """Total stride of each stage's output."""
+        out, r = [], self.stem_stride
+        for s in self.strides:
+            r *= s
+            out.append(r)
+        return out
+
+
+@dataclass(frozen=True)
+class RegNetParams:
+    """A point of the RegNet design space: (w_0, w_a, w_m, depth, group width) plus block settings."""
+
+    w_0: int
+    w_a: float
+    w_m: float
+    depth: int
+    group_width: int
+    bottleneck_ratio: float = 1.0
+    se_ratio: float = 0.0
+    stem_width: int = 32
+    stride: int = 2
+    quantum: int = 8
+    width_rounding: str = "pycls"  # group-compatibility rounding: "pycls" (the paper) or "torchvision"
+
+    def to_anynet(self) -> AnyNetConfig:
+        """The AnyNet this RegNet generates."""
+        widths, depths = generate_regnet_widths(self.w_0, self.w_a, self.w_m, self.depth, self.quantum)
+        n = len(widths)
+        ratios = [self.bottleneck_ratio] * n
+        widths, groups = adjust_widths_to_groups(widths, ratios, [self.group_width] * n, self.width_rounding)
+        return AnyNetConfig(
+            depths=tuple(depths),
+            widths=tuple(widths),
+            group_widths=tuple(groups),
+            bottleneck_ratios=tuple(ratios),
+            strides=(self.stride,) * n,
+            se_ratio=self.se_ratio,
+            stem_width=self.stem_width,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Blocks
+# ----------------------------------------------------------------------------------------------------------
+
+
+class ResBottleneckBlock(nn.Module):
+    """X/Y block: 1x1, 3x3 grouped (stride), [SE], 1x1, + shortcut (1x1 conv-BN if shape changes), ReLU."""
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        group_width: int = 1,
+        bottleneck_ratio: float = 1.0,
+        se_ratio: float = 0.0,
+        norm_layer: LayerFactory = nn.BatchNorm2d,
+        act_layer: LayerFactory = nn.ReLU,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        w_b = bottleneck_width(out_chs, bottleneck_ratio)
+        na = {"norm_layer": norm_layer, "act_layer": act_layer}
+        self.conv1 = ConvNormAct(in_chs, w_b, 1, **na)
+        self.conv2 = ConvNormAct(w_b, w_b, 3, stride=stride, groups=w_b // group_width, **na)
+        # Both pycls and torchvision size the SE bottleneck from the block's input width, not w_b.
+        se_chs = int(round(se_ratio * in_chs))
+        self.se = SqueezeExcite(w_b, se_chs, act_layer=act_layer) if se_ratio > 0 else nn.Identity()
+        self.conv3 = ConvNormAct(w_b, out_chs, 1, norm_layer=norm_layer, act_layer=None)
+        if in_chs != out_chs or stride != 1:
+            self.shortcut: nn.Module = ConvNormAct(in_chs, out_chs, 1, stride=stride, norm_layer=norm_layer,
+                                                   act_layer=None)
+        else:
+            self.shortcut = nn.Identity()
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.act = act_layer()
+
+    def zero_init_last(self) -> None:
+        """Start the residual branch at zero (last norm's scale = 0) so the block begins as the identity."""
+        weight = getattr(getattr(self.conv3, "bn", None), "weight", None)
+        if weight is not None:
+            nn.init.zeros_(weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.shortcut(x)
+        x = self.conv3(self.se(self.conv2(self.conv1(x))))
+        return self.act(self.drop_path(x) + shortcut)
+
+
+class AnyStage(nn.Sequential):
+    """Stage: ``depth`` blocks of one width; the first takes the stride and the width change."""
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int, depth: int, drop_path_rates: Sequence[float],
+                 **block_kwargs) -> None:
+        super().__init__(*(
+            ResBottleneckBlock(in_chs if i == 0 else out_chs, out_chs, stride if i == 0 else 1,
+                               drop_path_rate=drop_path_rates[i], **block_kwargs)
+            for i in range(depth)
+        ))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------------------------------------
+
+
+class AnyNet(ZooModel):
+    """AnyNet: stem (3x3 s2 conv-BN-ReLU) -> stages of X/Y bottleneck blocks -> global pool + linear."""
+
+    def __init__(
+        self,
+        config: AnyNetConfig,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        norm_layer: LayerFactory = nn.BatchNorm2d,
+        act_layer: LayerFactory = nn.ReLU,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        zero_init_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
+            raise ValueError(f"drop rates must be in [0, 1), got drop_rate={drop_rate}, "
+                             f"drop_path_rate={drop_path_rate}")
+        self.config = config
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        na = {"norm_layer": norm_layer, "act_layer": act_layer}
+        self.stem = ConvNormAct(in_chans, config.stem_width, 3, stride=config.stem_stride, **na)
+        self.stages = nn.Sequential(*self._make_stages(config, drop_path_rate, na))
+        self.num_features = config.widths[-1]
+        self.head = ClassifierHead(self.num_features, num_classes, drop_rate=drop_rate)
+        self.feature_info = [
+            FeatureInfo(f"stages.{i}", w, r)
+            for i, (w, r) in enumerate(zip(config.widths, config.reductions()))
+        ]
+        init_kaiming(self)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, ResBottleneckBlock):
+                    m.zero_init_last()
+
+    @staticmethod
+    def _make_stages(config: AnyNetConfig, drop_path_rate: float, na: dict) -> list[AnyStage]:
+        # Stochastic depth grows linearly with block index, from 0 to drop_path_rate at the last block.
+        total = sum(config.depths)
+        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        stages, prev, start = [], config.stem_width, 0
+        for d, w, g, b, s in zip(config.depths, config.widths, config.group_widths, config.bottleneck_ratios,
+                                 config.strides):
+            stages.append(AnyStage(prev, w, s, d, rates[start:start + d], group_width=g, bottleneck_ratio=b,
+                                   se_ratio=config.se_ratio, **na))
+            prev, start = w, start + d
+        return stages
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Variant tables
+# ----------------------------------------------------------------------------------------------------------
+
+_SE = 0.25
+
+
+def _x(w_0: int, w_a: float, w_m: float, depth: int, group_width: int, **kw) -> RegNetParams:
+    return RegNetParams(w_0=w_0, w_a=w_a, w_m=w_m, depth=depth, group_width=group_width, **kw)
+
+
+def _y(w_0: int, w_a: float, w_m: float, depth: int, group_width: int, **kw) -> RegNetParams:
+    return RegNetParams(w_0=w_0, w_a=w_a, w_m=w_m, depth=depth, group_width=group_width, se_ratio=_SE, **kw)
+
+
+# The paper's models: pycls's configs/dds_baselines/regnet{x,y}/*.yaml (REGNET.W0, WA, WM, DEPTH, GROUP_W).
+PAPER_VARIANTS: dict[str, RegNetParams] = {
+    "regnetx_200mf": _x(24, 36.44, 2.49, 13, 8),
+    "regnetx_400mf": _x(24, 24.48, 2.54, 22, 16),
+    "regnetx_600mf": _x(48, 36.97, 2.24, 16, 24),
+    "regnetx_800mf": _x(56, 35.73, 2.28, 16, 16),
+    "regnetx_1_6gf": _x(80, 34.01, 2.25, 18, 24),
+    "regnetx_3_2gf": _x(88, 26.31, 2.25, 25, 48),
+    "regnetx_4_0gf": _x(96, 38.65, 2.43, 23, 40),
+    "regnetx_6_4gf": _x(184, 60.83, 2.07, 17, 56),
+    "regnetx_8_0gf": _x(80, 49.56, 2.88, 23, 120),
+    "regnetx_12gf": _x(168, 73.36, 2.37, 19, 112),
+    "regnetx_16gf": _x(216, 55.59, 2.1, 22, 128),
+    "regnetx_32gf": _x(320, 69.86, 2.0, 23, 168),
+    "regnety_200mf": _y(24, 36.44, 2.49, 13, 8),
+    "regnety_400mf": _y(48, 27.89, 2.09, 16, 8),
+    "regnety_600mf": _y(48, 32.54, 2.32, 15, 16),
+    "regnety_800mf": _y(56, 38.84, 2.4, 14, 16),
+    "regnety_1_6gf": _y(48, 20.71, 2.65, 27, 24),
+    "regnety_3_2gf": _y(80, 42.63, 2.66, 21, 24),
+    "regnety_4_0gf": _y(96, 31.41, 2.24, 22, 64),
+    "regnety_6_4gf": _y(112, 33.22, 2.27, 25, 72),
+    "regnety_8_0gf": _y(192, 76.82, 2.19, 17, 56),
+    "regnety_12gf": _y(168, 73.36, 2.37, 19, 112),
+    "regnety_16gf": _y(200, 106.23, 2.48, 18, 112),
+    "regnety_32gf": _y(232, 115.89, 2.53, 20, 232),
+}
+
+_TV = {"width_rounding": "torchvision"}
+
+# torchvision's models (torchvision/models/regnet.py): same tuples, torchvision's width rounding.
+TORCHVISION_VARIANTS: dict[str, RegNetParams] = {
+    "regnet_x_400mf": _x(24, 24.48, 2.54, 22, 16, **_TV),
+    "regnet_x_800mf": _x(56, 35.73, 2.28, 16, 16, **_TV),
+    "regnet_x_1_6gf": _x(80, 34.01, 2.25, 18, 24, **_TV),
+    "regnet_x_3_2gf": _x(88, 26.31, 2.25, 25, 48, **_TV),
+    "regnet_x_8gf": _x(80, 49.56, 2.88, 23, 120, **_TV),
+    "regnet_x_16gf": _x(216, 55.59, 2.1, 22, 128, **_TV),
+    "regnet_x_32gf": _x(320, 69.86, 2.0, 23, 168, **_TV),
+    "regnet_y_400mf": _y(48, 27.89, 2.09, 16, 8, **_TV),
+    "regnet_y_800mf": _y(56, 38.84, 2.4, 14, 16, **_TV),
+    "regnet_y_1_6gf": _y(48, 20.71, 2.65, 27, 24, **_TV),
+    "regnet_y_3_2gf": _y(80, 42.63, 2.66, 21, 24, **_TV),
+    "regnet_y_8gf": _y(192, 76.82, 2.19, 17, 56, **_TV),
+    "regnet_y_16gf": _y(200, 106.23, 2.48, 18, 112, **_TV),
+    "regnet_y_32gf": _y(232, 115.89, 2.53, 20, 232, **_TV),
+    "regnet_y_128gf": _y(456, 160.83, 2.52, 27, 264, **_TV),
+}
+
+_PARAM_FIELDS = {f.name for f in dataclasses.fields(RegNetParams)}
+
+
+def _variant(name: str) -> RegNetParams:
+    return TORCHVISION_VARIANTS[name] if name in TORCHVISION_VARIANTS else PAPER_VARIANTS[name]
+
+
+def _build(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AnyNet:
+    """A named RegNet; RegNetParams fields among ``kwargs`` (e.g. se_ratio) override the variant's."""
+    overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in _PARAM_FIELDS}
+    params = dataclasses.replace(_variant(name), **overrides)
+    if params.width_rounding not in WIDTH_ROUNDINGS:
+        raise ValueError(f"width_rounding must be one of {WIDTH_ROUNDINGS}, got {params.width_rounding!r}")
+    return AnyNet(params.to_anynet(), num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Torchvision conversion
+# ----------------------------------------------------------------------------------------------------------
+
+_TV_BLOCK_PARTS = [
+    (r"\.proj\.0\.", ".shortcut.conv."),
+    (r"\.proj\.1\.", ".shortcut.bn."),
+    (r"\.f\.a\.0\.", ".conv1.conv."),
+    (r"\.f\.a\.1\.", ".conv1.bn."),
+    (r"\.f\.b\.0\.", ".conv2.conv."),
+    (r"\.f\.b\.1\.", ".conv2.bn."),
+    (r"\.f\.se\.", ".se."),
+    (r"\.f\.c\.0\.", ".conv3.conv."),
+    (r"\.f\.c\.1\.", ".conv3.bn."),
+    (r"^stem\.0\.", "stem.conv."),
+    (r"^stem\.1\.", "stem.bn."),
+    (r"^fc\.", "head.fc."),
+]
+
+
+@register_converter("regnet")
+def _convert(name: str, state_dict) -> dict[str, torch.Tensor]:
+    # torchvision numbers stages from 1 ("trunk_output.block2.block2-0."), nn.Sequential from 0.
+    num_stages = len(_variant(name).to_anynet().depths)
+    stage_rules = [(rf"^trunk_output\.block{s}\.block{s}-(\d+)\.", rf"stages.{s - 1}.\1.")
+                   for s in range(1, num_stages + 1)]
+    return remap_keys(remap_keys(state_dict, _TV_BLOCK_PARTS), stage_rules)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Registered builders
+# ----------------------------------------------------------------------------------------------------------
+
+_REG = {"input_size": (3, 224, 224), "min_size": 1, "paper": PAPER}
+
+
+@register_model(torchvision="regnet_x_400mf", **_REG)
+def regnet_x_400mf(**kwargs) -> AnyNet:
+    """torchvision's RegNetX-400MF: its width rounding makes the last stage 400 wide (pycls: 384)."""
+    return _build("regnet_x_400mf", **kwargs)
+
+
+@register_model(torchvision="regnet_x_800mf", **_REG)
+def regnet_x_800mf(**kwargs) -> AnyNet:
+    """torchvision's RegNetX-800MF (the same network as the paper's)."""
+    return _build("regnet_x_800mf", **kwargs)
+
+
+@register_model(torchvision="regnet_x_1_6gf", **_REG)
+def regnet_x_1_6gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetX-1.6GF (the same network as the paper's)."""
+    return _build("regnet_x_1_6gf", **kwargs)
+
+
+@register_model(torchvision="regnet_x_3_2gf", **_REG)
+def regnet_x_3_2gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetX-3.2GF (the same network as the paper's)."""
+    return _build("regnet_x_3_2gf", **kwargs)
+
+
+@register_model(torchvision="regnet_x_8gf", **_REG)
+def regnet_x_8gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetX-8GF (the same network as the paper's 8.0GF)."""
+    return _build("regnet_x_8gf", **kwargs)
+
+
+@register_model(torchvision="regnet_x_16gf", **_REG)
+def regnet_x_16gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetX-16GF (the same network as the paper's)."""
+    return _build("regnet_x_16gf", **kwargs)
+
+
+@register_model(torchvision="regnet_x_32gf", **_REG)
+def regnet_x_32gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetX-32GF (the same network as the paper's)."""
+    return _build("regnet_x_32gf", **kwargs)
+
+
+@register_model(torchvision="regnet_y_400mf", **_REG)
+def regnet_y_400mf(**kwargs) -> AnyNet:
+    """torchvision's RegNetY-400MF (the same network as the paper's)."""
+    return _build("regnet_y_400mf", **kwargs)
+
+
+@register_model(torchvision="regnet_y_800mf", **_REG)
+def regnet_y_800mf(**kwargs) -> AnyNet:
+    """torchvision's RegNetY-800MF: its width rounding gives stages 144/784 (pycls: 128/768)."""
+    return _build("regnet_y_800mf", **kwargs)
+
+
+@register_model(torchvision="regnet_y_1_6gf", **_REG)
+def regnet_y_1_6gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetY-1.6GF (the same network as the paper's)."""
+    return _build("regnet_y_1_6gf", **kwargs)
+
+
+@register_model(torchvision="regnet_y_3_2gf", **_REG)
+def regnet_y_3_2gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetY-3.2GF (the same network as the paper's)."""
+    return _build("regnet_y_3_2gf", **kwargs)
+
+
+@register_model(torchvision="regnet_y_8gf", **_REG)
+def regnet_y_8gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetY-8GF: its width rounding makes the first stage 224 wide (pycls: 168)."""
+    return _build("regnet_y_8gf", **kwargs)
+
+
+@register_model(torchvision="regnet_y_16gf", **_REG)
+def regnet_y_16gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetY-16GF (the same network as the paper's)."""
+    return _build("regnet_y_16gf", **kwargs)
+
+
+@register_model(torchvision="regnet_y_32gf", **_REG)
+def regnet_y_32gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetY-32GF (the same network as the paper's)."""
+    return _build("regnet_y_32gf", **kwargs)
+
+
+@register_model(torchvision="regnet_y_128gf", **_REG)
+def regnet_y_128gf(**kwargs) -> AnyNet:
+    """torchvision's RegNetY-128GF (SEER's network; not in the paper's tables)."""
+    return _build("regnet_y_128gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_200mf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-200MF (pycls model zoo)."""
+    return _build("regnetx_200mf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_400mf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-400MF (pycls model zoo)."""
+    return _build("regnetx_400mf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_600mf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-600MF (pycls model zoo)."""
+    return _build("regnetx_600mf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_800mf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-800MF (pycls model zoo)."""
+    return _build("regnetx_800mf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_1_6gf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-1.6GF (pycls model zoo)."""
+    return _build("regnetx_1_6gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_3_2gf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-3.2GF (pycls model zoo)."""
+    return _build("regnetx_3_2gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_4_0gf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-4.0GF (pycls model zoo)."""
+    return _build("regnetx_4_0gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_6_4gf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-6.4GF (pycls model zoo)."""
+    return _build("regnetx_6_4gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_8_0gf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-8.0GF (pycls model zoo)."""
+    return _build("regnetx_8_0gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_12gf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-12GF (pycls model zoo)."""
+    return _build("regnetx_12gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_16gf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-16GF (pycls model zoo)."""
+    return _build("regnetx_16gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnetx_32gf(**kwargs) -> AnyNet:
+    """The paper's RegNetX-32GF (pycls model zoo)."""
+    return _build("regnetx_32gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_200mf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-200MF (pycls model zoo)."""
+    return _build("regnety_200mf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_400mf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-400MF (pycls model zoo)."""
+    return _build("regnety_400mf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_600mf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-600MF (pycls model zoo)."""
+    return _build("regnety_600mf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_800mf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-800MF (pycls model zoo)."""
+    return _build("regnety_800mf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_1_6gf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-1.6GF (pycls model zoo)."""
+    return _build("regnety_1_6gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_3_2gf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-3.2GF (pycls model zoo)."""
+    return _build("regnety_3_2gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_4_0gf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-4.0GF (pycls model zoo)."""
+    return _build("regnety_4_0gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_6_4gf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-6.4GF (pycls model zoo)."""
+    return _build("regnety_6_4gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_8_0gf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-8.0GF (pycls model zoo)."""
+    return _build("regnety_8_0gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_12gf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-12GF (pycls model zoo)."""
+    return _build("regnety_12gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_16gf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-16GF (pycls model zoo)."""
+    return _build("regnety_16gf", **kwargs)
+
+
+@register_model(**_REG)
+def regnety_32gf(**kwargs) -> AnyNet:
+    """The paper's RegNetY-32GF (pycls model zoo)."""
+    return _build("regnety_32gf", **kwargs)

@@ -1,0 +1,142 @@
+"""U-Net: paper arithmetic, any size divisible by 16, norm and upsampling options, anatomy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import cnnlab
+from _zoo import build_meta
+from cnnlab.analysis.counting import count_macs, count_params, meta_forward
+from cnnlab.models import InputTooSmallError
+
+WIDTHS = (64, 128, 256, 512, 1024)
+
+
+def _paper_layers(in_chans: int, num_classes: int) -> list[tuple[str, int, int, int]]:
+    """Fig. 1 as (kind, C_in, C_out, scale) with scale = input side / the layer's output side."""
+    layers, c, scale = [], in_chans, 1
+    for i, w in enumerate(WIDTHS):
+        layers += [("conv3", c, w, scale), ("conv3", w, w, scale)]
+        c = w
+        if i < len(WIDTHS) - 1:
+            scale *= 2  # 2x2 max pool
+    for w in reversed(WIDTHS[:-1]):
+        scale //= 2
+        layers += [("up2", c, w, scale), ("conv3", 2 * w, w, scale), ("conv3", w, w, scale)]
+        c = w
+    return layers + [("conv1", c, num_classes, 1)]
+
+
+def _paper_counts(in_chans: int, num_classes: int, size: int) -> tuple[int, int]:
+    """(parameters, MACs) of the padded, norm-free U-Net from its layer list."""
+    params = macs = 0
+    for kind, c_in, c_out, scale in _paper_layers(in_chans, num_classes):
+        k = {"conv3": 3, "conv1": 1, "up2": 2}[kind]
+        params += k * k * c_in * c_out + c_out
+        # A stride-2 2x2 transposed conv gives each output pixel one kernel tap: C_in MACs per output.
+        taps = 1 if kind == "up2" else k * k
+        macs += (size // scale) ** 2 * taps * c_in * c_out
+    return params, macs
+
+
+def test_paper_network_counts_from_layer_arithmetic():
+    model = build_meta("unet", norm_layer="none", in_chans=1, num_classes=2)
+    params, macs = _paper_counts(1, 2, 512)
+    assert count_params(model) == params
+    assert count_macs(model, (1, 512, 512)) == macs
+
+
+def test_batch_norm_default_swaps_biases_for_scale_and_shift():
+    with_bn = build_meta("unet")
+    plain = build_meta("unet", norm_layer="none")
+    convs3 = [m for m in plain.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs3) == 18 and all(m.bias is not None for m in convs3)
+    bn_convs3 = [m for m in with_bn.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert all(m.bias is None for m in bn_convs3)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    # Each 3x3 conv loses its C_out biases and gains a norm with 2 * C_out parameters.
+    assert count_params(with_bn) - count_params(plain) == sum(m.out_channels for m in convs3)
+
+
+def test_norm_is_injectable_and_bad_names_are_one_clear_error():
+    model = build_meta("unet", norm_layer=lambda c: nn.GroupNorm(8, c))
+    assert sum(isinstance(m, nn.GroupNorm) for m in model.modules()) == 18
+    with pytest.raises(ValueError, match="norm_layer must be"):
+        cnnlab.create_model("unet", norm_layer="layernorm")
+
+
+@pytest.mark.parametrize(("h", "w"), [(16, 16), (32, 48), (80, 16)])
+def test_output_keeps_any_size_divisible_by_16(h, w):
+    model = build_meta("unet", num_classes=3, in_chans=3).eval()
+    out = meta_forward(model, torch.empty(2, 3, h, w, device="meta"))
+    assert tuple(out.shape) == (2, 3, h, w)
+
+
+def test_real_forward_rectangular_gray():
+    model = cnnlab.create_model("unet", num_classes=4).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 1, 16, 32))
+    assert out.shape == (1, 4, 16, 32) and torch.isfinite(out).all()
+
+
+def test_sizes_not_divisible_by_16_are_one_clear_error():
+    model = build_meta("unet").eval()
+    with pytest.raises(ValueError, match=r"divisible by 16.*got 40x48; pad or resize to 48x48"):
+        meta_forward(model, torch.empty(1, 1, 40, 48, device="meta"))
+    with pytest.raises(InputTooSmallError, match="at least 16x16"):
+        meta_forward(model, torch.empty(1, 1, 8, 8, device="meta"))
+
+
+def test_directly_built_unet_checks_its_input_too():
+    from cnnlab.models.unet import UNet
+
+    with pytest.raises(InputTooSmallError, match="at least 16x16"):
+        UNet()(torch.randn(1, 1, 8, 8))
+
+
+def test_bilinear_upsampling_option():
+    transposed = build_meta("unet")
+    bilinear = build_meta("unet", bilinear=True)
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in bilinear.modules())
+    # Each up-step's 2x2 transposed conv (4 C_in C_out + C_out) becomes a 1x1 conv (C_in C_out + C_out).
+    saved = sum(3 * c_in * c_out for c_in, c_out in zip(WIDTHS[1:], WIDTHS[:-1]))
+    assert count_params(transposed) - count_params(bilinear) == saved
+    out = meta_forward(bilinear.eval(), torch.empty(1, 1, 32, 32, device="meta"))
+    assert tuple(out.shape) == (1, 2, 32, 32)
+
+
+def test_anatomy_skips_and_features():
+    model = build_meta("unet")
+    assert [(f.module, f.num_chs, f.reduction) for f in model.feature_info] == [
+        ("stages.0", 128, 2), ("stages.1", 256, 4), ("stages.2", 512, 8), ("stages.3", 1024, 16)]
+    # Every decoder stage reads its upsampled map concatenated with the encoder map of its resolution.
+    assert [up.conv.conv1.conv.in_channels for up in model.decoder] == [1024, 512, 256, 128]
+    assert model.head.fc.kernel_size == (1, 1) and model.num_features == 64
+    model.reset_classifier(0)
+    out = meta_forward(model.eval(), torch.empty(1, 1, 64, 64, device="meta"))
+    assert tuple(out.shape) == (1, 64, 64, 64)
+
+
+def test_skip_connections_carry_fine_detail():
+    """Zeroing the last decoder stage's skip input changes the output: the full-resolution skip is used."""
+    model = cnnlab.create_model("unet").eval()
+    x = torch.randn(1, 1, 16, 16)
+    last_up = model.decoder[-1]
+    with torch.no_grad():
+        ref = model(x)
+        handle = last_up.register_forward_pre_hook(lambda m, args: (args[0], torch.zeros_like(args[1])))
+        try:
+            no_skip = model(x)
+        finally:
+            handle.remove()
+    assert not torch.allclose(ref, no_skip)
+
+
+def test_dropout_at_the_end_of_the_contracting_path():
+    model = build_meta("unet", drop_rate=0.5)
+    drops = [name for name, m in model.named_modules() if isinstance(m, nn.Dropout)]
+    assert drops == ["stages.3.drop"]
+    with pytest.raises(ValueError, match="drop_rate"):
+        cnnlab.create_model("unet", drop_rate=1.5)
