@@ -1,5 +1,6 @@
 """cnnlab: faithful, verified classic CNN architectures to build, train, measure and explain."""
 
+from cnnlab import nn
 from cnnlab.models import (
     convert_torchvision,
     create_model,
@@ -18,5 +19,6 @@ __all__ = [
     "get_model_info",
     "list_families",
     "list_models",
+    "nn",
     "register_model",
 ]
