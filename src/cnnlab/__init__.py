@@ -1,6 +1,7 @@
 """cnnlab: faithful, verified classic CNN architectures to build, train, measure and explain."""
 
 from cnnlab import nn
+from cnnlab.analysis.summary import summary
 from cnnlab.models import (
     convert_torchvision,
     create_model,
@@ -21,4 +22,5 @@ __all__ = [
     "list_models",
     "nn",
     "register_model",
+    "summary",
 ]

@@ -39,6 +39,97 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_models]
 
 
+# -- summaries and comparisons (cnnlab.analysis.summary, cnnlab.analysis.compare) ----------------------
+
+
+def _model_kwargs(items: Sequence[str]) -> dict[str, object]:
+    """KEY=VALUE words as builder keyword arguments; values are Python literals or plain strings."""
+    import ast
+
+    kwargs: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise CliError(f"model options look like KEY=VALUE (e.g. drop_rate=0.2), got {item!r}")
+        try:
+            kwargs[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            kwargs[key] = text
+    return kwargs
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.summary import parse_input_size, summary
+
+    kwargs = _model_kwargs(args.options)
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    size = parse_input_size(args.input) if args.input else None
+    print(summary(args.name, size, depth=args.depth, **kwargs).render(args.format), end="")
+    return 0
+
+
+def _add_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, FLOPs, memory, receptive fields",
+                       description="Summarize a registered network layer by layer without computing anything "
+                                   "(meta tensors): output shape, parameters, multiply-accumulates (MACs), "
+                                   "FLOPs, activation memory per image and receptive field (size, stride, "
+                                   "start in input pixels), with totals and training memory per image.")
+    p.add_argument("name", help="a registered model (`cnnlab models` lists them)")
+    p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="builder options, e.g. drop_rate=0.2")
+    p.add_argument("--input", metavar="CxHxW", help="one image, e.g. 1x28x28 (default: the family's standard)")
+    p.add_argument("--depth", type=int, help="collapse modules deeper than this (1: stem, stages, head)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's)")
+    p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    p.set_defaults(func=_cmd_summary)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.compare import compare_models, reference_rows, render_rows
+
+    names = [w for w in args.names if "=" not in w]
+    kwargs = _model_kwargs([w for w in args.names if "=" in w])
+    if args.reference:
+        rows = reference_rows(args.reference, names or None, args.weights)
+        print(render_rows(rows, args.format), end="")
+        if args.plot:
+            from cnnlab.plots import complexity_chart
+
+            fig = complexity_chart([], reference=rows, dataset="ImageNet-1K",
+                                   budget=f"torchvision's published {args.weights} weights")
+            fig.savefig(args.plot, dpi=150)
+            print(f"cnnlab: wrote {args.plot}", file=sys.stderr)
+        return 0
+    if args.plot:
+        raise CliError("--plot draws accuracy, which a static comparison has none of; "
+                       "use it with --reference imagenet")
+    if not names:
+        raise CliError("name the networks to compare, e.g. `cnnlab compare lenet5 resnet18 --input 1x28x28`")
+    print(render_rows(compare_models(names, args.input, args.num_classes, **kwargs), args.format), end="")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="networks side by side: parameters, MACs, memory, receptive field",
+                       description="Compare registered networks at one input size: parameters, "
+                                   "multiply-accumulates (MACs), FLOPs, activation and training memory per "
+                                   "image, receptive field of the last feature map and depth in weight "
+                                   "layers. With --reference imagenet, list torchvision's published ImageNet "
+                                   "figures instead (offline, from its weights metadata).")
+    p.add_argument("names", nargs="*", metavar="NAME", help="registered models, then any KEY=VALUE options")
+    p.add_argument("--input", metavar="CxHxW", help="one image, e.g. 1x28x28 (default: each family's standard)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: each model's)")
+    p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    p.add_argument("--reference", choices=("imagenet",), help="show torchvision's published figures")
+    p.add_argument("--weights", choices=("original", "best"), default="original",
+                   help="reference weights: each network's first (paper-era) or torchvision's best")
+    p.add_argument("--plot", metavar="FILE", help="with --reference: save accuracy vs. MACs (PNG, SVG, PDF)")
+    p.set_defaults(func=_cmd_compare)
+
+
+SUBCOMMANDS += [_add_summary, _add_compare]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cnnlab import __version__
 

@@ -1,0 +1,661 @@
+"""Receptive fields that follow the real computation graph, and an independent gradient-based measurement.
+
+Araujo, Norris & Sim (2019), "Computing Receptive Fields of Convolutional Neural Networks", Distill.
+
+A feature map's receptive field is reported per spatial axis by three numbers, in input pixels:
+
+- ``size``: how many input pixels one unit sees (its extent; with dilation the field may have holes),
+- ``stride``: how far apart the fields of two neighbouring units are (the effective stride, or "jump"),
+- ``start``: the first input pixel seen by unit 0 (negative when the field reaches into the padding).
+
+For maps made by convolution and pooling, unit ``i`` sees input pixels ``start + i * stride`` to
+``start + i * stride + size - 1``. Upsampling breaks that regularity (two output units read the same
+input unit), so each axis is tracked exactly as a pattern that repeats every few units (:class:`Axis`);
+``size`` is then the widest field, ``stride`` the average spacing and ``start`` unit 0's first pixel,
+and :meth:`Field.unit_span` gives any unit's exact field.
+
+The summary (``cnnlab.analysis.summary``) propagates a :class:`Field` through every tensor operation of a
+forward pass on meta tensors, so residual additions, Inception branches, DenseNet's concatenations and
+U-Net skips take the union of their inputs' fields, as the graph runs them.
+:func:`gradient_receptive_field` measures the same thing independently, from the support of the input
+gradient of one output unit.
+
+Conventions worth knowing:
+
+- Fields are computed on the infinite grid: zero padding counts as units whose fields continue the grid
+  (this is Araujo et al.'s "effective padding", ``-start``). Near the image border, replicate and reflect
+  padding copy real pixels instead, so only interior units match a measurement there.
+- Pooling follows the same arithmetic as convolution; ``ceil_mode`` adds output units, not field size.
+- Global pooling, adaptive pooling to 1, a mean over H and W and flattening a map are a window over
+  every unit of the axis: size grows by ``(n - 1) * stride``. Adaptive pooling to m > 1 follows PyTorch's
+  windows ``[floor(i n/m), ceil((i+1) n/m))`` exactly.
+- Interpolation follows PyTorch's source positions (scale factor or size, ``align_corners``); linear and
+  cubic taps with weight 0 (a source position exactly on an input unit) are not counted.
+- Multiplying a map by a broadcast context vector (squeeze-excitation) gives every unit the context's
+  field; when that contains every unit's own field, the result has stride 0: all units see one region.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from cnnlab.models.layers import conv_out_size
+
+__all__ = ["Field", "Traced", "conv_output_size", "gradient_receptive_field", "op_field", "union"]
+
+
+# The arithmetic of the notes: re-exported so the summary, the docs and the models share one formula.
+conv_output_size = conv_out_size
+
+
+def _plain(value: Fraction) -> int | float:
+    """A Fraction as an int when whole, else a float: what JSON and tables show."""
+    return int(value) if value.denominator == 1 else float(value)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The fields of the units along one axis of a map: a pattern of ``period`` units that repeats.
+
+    Unit ``q * period + r`` sees input pixels ``spans[r]`` moved by ``q * shift``. Maps computed by
+    convolutions and pooling have period 1 (every unit's field is the previous one moved by the stride);
+    upsampling makes neighbouring units read the same input unit, and the pattern then repeats only
+    every few units.
+    """
+
+    period: int
+    shift: int  # input pixels between the fields of unit u and unit u + period
+    spans: tuple[tuple[int, int], ...]  # (first, last) input pixel seen by units 0 .. period-1
+
+    @classmethod
+    def of_input(cls) -> Axis:
+        return cls(1, 1, ((0, 0),))
+
+    def span(self, unit: int) -> tuple[int, int]:
+        """(first, last) input pixel seen by ``unit`` (any integer: units outside the map are padding)."""
+        q, r = divmod(unit, self.period)
+        lo, hi = self.spans[r]
+        return lo + q * self.shift, hi + q * self.shift
+
+    @property
+    def size(self) -> int:
+        """The widest field along this axis (every unit's, when the period is 1)."""
+        return max(hi - lo + 1 for lo, hi in self.spans)
+
+    @property
+    def stride(self) -> Fraction:
+        """Average distance between neighbouring fields (the effective stride)."""
+        return Fraction(self.shift, self.period)
+
+    @property
+    def start(self) -> int:
+        return self.spans[0][0]
+
+    def gather(self, ratio: Fraction, taps: Callable[[int], Sequence[int]]) -> Axis:
+        """The axis of a map whose unit ``o`` reads input units ``taps(o)``, ``ratio`` units apart on average.
+
+        ``taps`` must repeat: ``taps(o + q) = taps(o) + q * ratio`` whenever ``q * ratio`` is a whole
+        number of this axis's periods (true of convolution, pooling, resampling and cropping).
+        """
+        a, b = ratio.numerator, ratio.denominator
+        step = self.period // math.gcd(a, self.period) if a else 1
+        period, advance = b * step, a * step  # output units per repeat, input units they advance
+        spans = []
+        for o in range(period):
+            units = list(taps(o))
+            firsts, lasts = zip(*(self.span(u) for u in units))
+            spans.append((min(firsts), max(lasts)))
+        return _shortest(Axis(period, self.shift * advance // self.period, tuple(spans)))
+
+    def window(self, kernel: int, stride: int, padding: int, dilation: int) -> Axis:
+        """After a convolution or pooling window: unit o reads units o*s - p + t*d, t = 0..k-1."""
+        return self.gather(Fraction(stride),
+                           lambda o: [o * stride - padding + t * dilation for t in range(kernel)])
+
+    def transposed(self, kernel: int, stride: int, padding: int, dilation: int) -> Axis:
+        """After a transposed convolution: unit o receives the units i with o = i*s - p + t*d."""
+
+        def taps(o: int) -> list[int]:
+            hits = [(o + padding - t * dilation) // stride for t in range(kernel)
+                    if (o + padding - t * dilation) % stride == 0]
+            return hits or [(o + padding) // stride]  # a unit between taps sees only the bias
+
+        return self.gather(Fraction(1, stride), taps)
+
+
+def _shortest(axis: Axis) -> Axis:
+    # The same pattern may repeat within the period (e.g. a stride-2 window after a 2x upsampling).
+    for q in range(1, axis.period):
+        if axis.period % q or (axis.shift * q) % axis.period:
+            continue
+        moved = axis.shift * q // axis.period
+        if all(axis.spans[o + q] == (axis.spans[o][0] + moved, axis.spans[o][1] + moved)
+               for o in range(axis.period - q)):
+            return Axis(q, moved, axis.spans[:q])
+    return axis
+
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive field of the units of one feature map: one :class:`Axis` per spatial axis."""
+
+    axes: tuple[Axis, ...]
+    is_global: bool = False  # produced by reducing whole axes (global pooling), not by a local window
+
+    @classmethod
+    def of_input(cls, ndim: int) -> Field:
+        """The input itself: every pixel sees itself."""
+        return cls(tuple(Axis.of_input() for _ in range(ndim)))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def size(self) -> tuple[int, ...]:
+        return tuple(a.size for a in self.axes)
+
+    @property
+    def stride(self) -> tuple[Fraction, ...]:
+        return tuple(a.stride for a in self.axes)
+
+    @property
+    def start(self) -> tuple[int, ...]:
+        return tuple(a.start for a in self.axes)
+
+    def unit_span(self, index: Sequence[int]) -> list[tuple[int, int]]:
+        """(first, last) input pixel per axis seen by the unit at ``index`` (exact, also after upsampling)."""
+        return [axis.span(i) for axis, i in zip(self.axes, index)]
+
+    def window(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+               dilation: Sequence[int]) -> Field:
+        """After a convolution or pooling window applied to the last ``len(kernel)`` axes."""
+        return self._map(len(kernel), lambda ax, i: ax.window(kernel[i], stride[i], padding[i], dilation[i]))
+
+    def transposed(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                   dilation: Sequence[int]) -> Field:
+        """After a transposed convolution: the stride shrinks by ``stride``."""
+        return self._map(len(kernel),
+                         lambda ax, i: ax.transposed(kernel[i], stride[i], padding[i], dilation[i]))
+
+    def gathered(self, rules: Sequence[tuple[Fraction, Callable[[int], Sequence[int]]]]) -> Field:
+        """After resampling: one (ratio, taps) per trailing axis, as in :meth:`Axis.gather`."""
+        return self._map(len(rules), lambda ax, i: ax.gather(*rules[i]))
+
+    def reduced(self, axes: Sequence[int], lengths: Sequence[int]) -> Field:
+        """After a window over every unit of ``axes`` (global pooling, flattening): one unit sees them all."""
+        new = list(self.axes)
+        for a, n in zip(axes, lengths):
+            new[a] = new[a].window(n, 1, 0, 1)
+        return Field(tuple(new), True)
+
+    def as_dict(self) -> dict[str, object]:
+        """``{"size", "stride", "start"}``: plain numbers when every axis agrees, else one per axis."""
+        return {"size": _collapse_axes(self.size), "stride": _collapse_axes(self.stride),
+                "start": _collapse_axes(self.start)}
+
+    def _map(self, count: int, fn: Callable[[Axis, int], Axis]) -> Field:
+        new = list(self.axes)
+        first = self.ndim - count
+        for i in range(count):
+            if first + i >= 0:  # a window over a channel-like axis (local response norm) leaves the map alone
+                new[first + i] = fn(new[first + i], i)
+        return Field(tuple(new), self.is_global)
+
+
+def _collapse_axes(values: tuple) -> object:
+    plain = [_plain(Fraction(v)) for v in values]
+    return plain[0] if len(set(plain)) == 1 else plain
+
+
+def union(fields: Sequence[Field], context: Sequence[Field] = (), lengths: Sequence[int] = ()) -> Field:
+    """Field of an element-wise combination (addition, concatenation) of maps with ``fields``.
+
+    ``context`` are fields of inputs with one unit per axis, read by every output unit (a squeeze-excitation
+    gate); ``lengths`` are the output's units per axis. Along an axis where a part does not move from
+    unit to unit (a context, or a map that already has stride 0), the result has stride 0 when that
+    region contains every unit's own field; otherwise each unit gets the union at its phase.
+    """
+    axes = []
+    for a in range(fields[0].ndim):
+        n = lengths[a] if a < len(lengths) else 1
+        parts = [f.axes[a] for f in fields]
+        moving = [p for p in parts if p.shift != 0]
+        still = [p for p in parts if p.shift == 0] + [c.axes[a] for c in context]
+        axes.append(_union_axes(moving, still, n))
+    return Field(tuple(axes), all(f.is_global for f in (*fields, *context)))
+
+
+def _union_axes(moving: list[Axis], still: list[Axis], n: int) -> Axis:
+    region = None
+    if still:
+        region = (min(lo for p in still for lo, _ in p.spans), max(hi for p in still for _, hi in p.spans))
+    if not moving:
+        return Axis(1, 0, (region,))
+    period = math.lcm(*(p.period for p in moving))
+    # maps combined element-wise share one grid: their shifts per period agree
+    shift = max(p.shift * (period // p.period) for p in moving)
+    spans = [(min(p.span(o)[0] for p in moving), max(p.span(o)[1] for p in moving)) for o in range(period)]
+    grid = _shortest(Axis(period, shift, tuple(spans)))
+    if region is None:
+        return grid
+    first = min(grid.span(u)[0] for u in range(min(n, grid.period)))
+    last = max(grid.span(u)[1] for u in range(max(0, n - grid.period), n))
+    if region[0] <= first and region[1] >= last:
+        return Axis(1, 0, (region,))  # every unit sees the whole region: stride 0
+    return Axis(grid.period, grid.shift,
+                tuple((min(lo, region[0]), max(hi, region[1])) for lo, hi in grid.spans))
+
+
+def _union_grid(fields: Sequence[Field]) -> Field:
+    """Union at each unit of maps on one grid (no output length known: stationary parts never cover)."""
+    return union(fields, (), [1 << 30] * fields[0].ndim)
+
+
+# --------------------------------------------------------------------------------------------------
+# Propagation through ATen operations (used by the summary's trace over meta tensors).
+# --------------------------------------------------------------------------------------------------
+
+
+class Traced(NamedTuple):
+    """The field a traced tensor carries; ``spatial`` is False once its last axes stopped being the map's."""
+
+    field: Field
+    spatial: bool
+
+
+Lookup = Callable[[torch.Tensor], "Traced | None"]
+
+_aten = torch.ops.aten
+_CONV = {_aten.convolution, _aten._convolution}
+_MAX_POOLS = {_aten.max_pool1d_with_indices, _aten.max_pool2d_with_indices, _aten.max_pool3d_with_indices,
+              _aten.max_pool1d, _aten.max_pool2d, _aten.max_pool3d}
+_AVG_POOLS = {_aten.avg_pool1d, _aten.avg_pool2d, _aten.avg_pool3d}
+_ADAPTIVE = {_aten._adaptive_avg_pool2d, _aten._adaptive_avg_pool3d, _aten.adaptive_avg_pool1d,
+             _aten.adaptive_max_pool1d, _aten.adaptive_max_pool2d, _aten.adaptive_max_pool3d}
+_REDUCTIONS = {_aten.sum, _aten.mean, _aten.amax, _aten.amin, _aten.max, _aten.min, _aten.var, _aten.std,
+               _aten.logsumexp, _aten.norm, _aten.linalg_vector_norm, _aten.prod, _aten.argmax, _aten.argmin}
+_SOFTMAX = {_aten._softmax, _aten._log_softmax, _aten.softmax, _aten.log_softmax}
+_PADS = {_aten.constant_pad_nd, _aten.reflection_pad1d, _aten.reflection_pad2d, _aten.reflection_pad3d,
+         _aten.replication_pad1d, _aten.replication_pad2d, _aten.replication_pad3d}
+
+
+def op_field(func, args: tuple, kwargs: dict, out: torch.Tensor, lookup: Lookup, naxes: int) -> Traced | None:
+    """The field of ``out``, one output of the ATen call ``func(*args, **kwargs)``.
+
+    ``lookup`` gives the traced field of an input tensor (None for weights and constants); ``naxes`` is
+    the number of spatial axes of the network's input. Returns None when no input carries a field.
+    """
+    packet = func.overloadpacket
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    tx = lookup(x) if x is not None else None
+    if tx is not None and tx.spatial and naxes:
+        rule = _RULES.get(packet)
+        if rule is None and packet in _REDUCTIONS:
+            rule = _reduction
+        if rule is not None:
+            return rule(func, args, kwargs, x, tx, out, naxes)
+    if packet is _aten.cat:
+        return _concatenation(func, args, kwargs, out, lookup, naxes)
+    return _elementwise(_tensor_args(args, kwargs), out, lookup, naxes)
+
+
+def _tensor_args(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, list | tuple):
+            found.extend(v for v in value if isinstance(v, torch.Tensor))
+    return found
+
+
+def _spatial_dims(t: torch.Tensor, naxes: int) -> list[int]:
+    return list(range(t.dim() - naxes, t.dim()))
+
+
+def _flat(t: torch.Tensor, traced: Traced, naxes: int) -> Field:
+    """Field of any unit once the map's layout is gone: the union over all its units."""
+    if not traced.spatial:
+        return traced.field
+    return traced.field.reduced(range(naxes), t.shape[-naxes:])
+
+
+def _elementwise(tensors: list[torch.Tensor], out: torch.Tensor, lookup: Lookup, naxes: int) -> Traced | None:
+    traced = [(t, tr) for t in tensors if (tr := lookup(t)) is not None]
+    if not traced:
+        return None
+    if naxes and out.dim() >= naxes:
+        trailing = tuple(out.shape[-naxes:])
+        full, context, misfit = [], [], []
+        for t, tr in traced:
+            if tr.spatial and t.dim() >= naxes and tuple(t.shape[-naxes:]) == trailing:
+                full.append(tr.field)
+            elif not tr.spatial or all(s == 1 for s in t.shape[-naxes:]):
+                context.append(_flat(t, tr, naxes))
+            else:
+                misfit.append(tr)
+        if full and not misfit:
+            return Traced(union(full, context, trailing), True)
+        if not full and not misfit and all(s == 1 for s in trailing):
+            return Traced(_union_grid(context), True)  # e.g. (B, C) viewed as (B, C, 1, 1)
+    return Traced(_union_grid([_flat(t, tr, naxes) for t, tr in traced]), False)
+
+
+def _concatenation(func, args, kwargs, out, lookup: Lookup, naxes: int) -> Traced | None:
+    tensors = list(args[0])
+    dim = _arg(func, args, kwargs, "dim", 0) % out.dim()
+    traced = [(t, tr) for t in tensors if (tr := lookup(t)) is not None]
+    if not traced:
+        return None
+    if naxes and dim in _spatial_dims(out, naxes):  # joined along the map's own axis: its grid is broken
+        return Traced(_union_grid([_flat(t, tr, naxes) for t, tr in traced]), False)
+    return _elementwise(tensors, out, lookup, naxes)
+
+
+def _arg(func, args: tuple, kwargs: dict, name: str, default=None):
+    if name in kwargs:
+        return kwargs[name]
+    for i, arg in enumerate(func._schema.arguments):
+        if arg.name == name:
+            return args[i] if i < len(args) and args[i] is not None else default
+    return default
+
+
+def _ints(value, count: int, default: int) -> list[int]:
+    if value is None or (isinstance(value, list | tuple) and len(value) == 0):
+        return [default] * count
+    values = [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
+    return values * count if len(values) == 1 else values
+
+
+def _window(kernel: list[int], stride: list[int], padding: list[int], dilation: list[int], x: torch.Tensor,
+            tx: Traced, out: torch.Tensor, ceil_mode: bool) -> Traced | None:
+    # The notes' output-size formula must reproduce the traced shape; otherwise the reading of the
+    # arguments is wrong and no field is better than a wrong one.
+    for i, (k, s, p, d) in enumerate(zip(kernel, stride, padding, dilation)):
+        axis = x.dim() - len(kernel) + i
+        expected = conv_output_size(x.shape[axis], k, s, p, d, ceil_mode)
+        if expected != out.shape[axis]:
+            return None
+    return Traced(tx.field.window(kernel, stride, padding, dilation), True)
+
+
+def _convolution(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    weight = args[1]
+    kernel = list(weight.shape[2:])
+    n = len(kernel)
+    stride = _ints(_arg(func, args, kwargs, "stride"), n, 1)
+    padding = _ints(_arg(func, args, kwargs, "padding"), n, 0)
+    dilation = _ints(_arg(func, args, kwargs, "dilation"), n, 1)
+    if _arg(func, args, kwargs, "transposed", False):
+        return Traced(tx.field.transposed(kernel, stride, padding, dilation), True)
+    return _window(kernel, stride, padding, dilation, x, tx, out, ceil_mode=False)
+
+
+def _pooling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    kernel_arg = _arg(func, args, kwargs, "kernel_size")
+    n = int(func.overloadpacket.__name__.split("pool")[1][0])  # max_pool2d_with_indices -> 2
+    kernel = _ints(kernel_arg, n, 1)
+    stride = _ints(_arg(func, args, kwargs, "stride"), n, 0)
+    stride = kernel if not any(stride) else stride
+    padding = _ints(_arg(func, args, kwargs, "padding"), n, 0)
+    dilation = _ints(_arg(func, args, kwargs, "dilation"), n, 1)
+    ceil_mode = bool(_arg(func, args, kwargs, "ceil_mode", False))
+    return _window(kernel, stride, padding, dilation, x, tx, out, ceil_mode)
+
+
+def _adaptive_pooling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    n = int(func.overloadpacket.__name__.rstrip("d")[-1])
+    rules, whole = [], True
+    for i in range(n):
+        size_in, size_out = x.shape[x.dim() - n + i], out.shape[out.dim() - n + i]
+        whole = whole and size_out == 1
+        # window o spans input units [floor(o n/m), ceil((o+1) n/m))
+        rules.append((Fraction(size_in, size_out),
+                      lambda o, n_=size_in, m=size_out: range(o * n_ // m, -(-(o + 1) * n_ // m))))
+    field = tx.field.gathered(rules)
+    return Traced(Field(field.axes, True) if whole else field, True)
+
+
+def _reduction(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    dims = _arg(func, args, kwargs, "dim")
+    if dims is None:
+        dims = list(range(x.dim()))
+    dims = [int(d) % x.dim() for d in (dims if isinstance(dims, list | tuple) else [dims])]
+    spatial = _spatial_dims(x, naxes)
+    axes = [spatial.index(d) for d in dims if d in spatial]
+    if not axes:
+        return _elementwise([x], out, lambda t: tx if t is x else None, naxes)
+    field = tx.field.reduced(axes, [x.shape[spatial[a]] for a in axes])
+    if bool(_arg(func, args, kwargs, "keepdim", False)):
+        return Traced(field, True)
+    return Traced(_flat(x, Traced(field, True), naxes), False)
+
+
+def _softmax(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    dim = int(_arg(func, args, kwargs, "dim")) % x.dim()
+    spatial = _spatial_dims(x, naxes)
+    if dim not in spatial:
+        return tx
+    a = spatial.index(dim)
+    return Traced(tx.field.reduced([a], [x.shape[dim]]), True)
+
+
+def _upsampling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    name = func.overloadpacket.__name__
+    n = int(name.rstrip("d")[-1])
+    mode = name.split("_")[-1].rstrip("123d")  # nearest, exact, linear, bilinear, trilinear, bicubic
+    aligned = bool(_arg(func, args, kwargs, "align_corners", False))
+    scales = [_arg(func, args, kwargs, key) for key in ("scales_d", "scales_h", "scales_w", "scales")]
+    scales = [v for v in scales if v is not None]
+    scales = scales[0] if scales and isinstance(scales[0], list | tuple) else scales
+    rules = []
+    for i in range(n):
+        size_in, size_out = x.shape[x.dim() - n + i], out.shape[out.dim() - n + i]
+        scale = scales[i] if len(scales) == n else None
+        rules.append(_resampling_rule(mode, size_in, size_out, scale, aligned))
+    return Traced(tx.field.gathered(rules), True)
+
+
+def _resampling_rule(mode: str, size_in: int, size_out: int, scale: float | None,
+                     aligned: bool) -> tuple[Fraction, Callable[[int], list[int]]]:
+    """(input units per output unit, taps) of PyTorch's interpolation along one axis."""
+    if aligned and mode != "nearest" and mode != "exact":
+        ratio = Fraction(size_in - 1, size_out - 1) if size_out > 1 else Fraction(0)
+    elif scale:  # PyTorch uses 1/scale_factor, not in/out, when the caller gave a scale factor
+        ratio = Fraction(1 / scale).limit_denominator(10_000)
+    else:
+        ratio = Fraction(size_in, size_out)
+    ratio = ratio if ratio else Fraction(1)
+    if mode == "nearest":
+        return ratio, lambda o: [math.floor(o * ratio)]
+    if mode == "exact":
+        return ratio, lambda o: [math.floor((o + Fraction(1, 2)) * ratio)]
+    reach = 2 if mode == "bicubic" else 1  # taps on each side of the source position
+
+    def taps(o: int) -> list[int]:
+        src = o * ratio if aligned else (o + Fraction(1, 2)) * ratio - Fraction(1, 2)
+        base = math.floor(src)
+        if src == base:  # the source falls on a unit: the other taps have weight 0
+            return [base]
+        return list(range(base - reach + 1, base + reach + 1))
+
+    return ratio, taps
+
+
+def _padding(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    pad = [int(p) for p in args[1]]
+    pairs = len(pad) // 2  # pairs run from the last axis backwards
+    lefts = [pad[2 * (pairs - 1 - i)] for i in range(pairs)]  # left pad of the last `pairs` axes, in order
+    ones = [1] * pairs
+    return Traced(tx.field.window(ones, ones, lefts, ones), True)
+
+
+def _slicing(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    dim = int(_arg(func, args, kwargs, "dim", 0)) % x.dim()
+    spatial = _spatial_dims(x, naxes)
+    if dim not in spatial:
+        return tx
+    length = x.shape[dim]
+    first = _arg(func, args, kwargs, "start", 0)
+    first = 0 if first is None else int(first)
+    first = min(max(first + length if first < 0 else first, 0), length)
+    step = int(_arg(func, args, kwargs, "step", 1))
+    count = x.dim() - dim  # the rule applies to the trailing `count` axes; only the first of them moves
+    rest = [1] * (count - 1)
+    return Traced(tx.field.window([1, *rest], [step, *rest], [-first, *[0] * (count - 1)], [1, *rest]), True)
+
+
+def _reordering(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    spatial = _spatial_dims(x, naxes)
+    if func.overloadpacket is _aten.permute:
+        order = [int(d) % x.dim() for d in args[1]]
+        kept = order[x.dim() - naxes:] == spatial
+    else:
+        moved = {int(args[1]) % x.dim(), int(args[2]) % x.dim()}
+        kept = not (moved & set(spatial)) or len(moved) == 1
+    return tx if kept else Traced(_flat(x, tx, naxes), False)
+
+
+def _selection(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
+    dim = int(args[1]) % x.dim()
+    return tx if dim not in _spatial_dims(x, naxes) else Traced(_flat(x, tx, naxes), False)
+
+
+_RULES: dict[object, Callable[..., Traced | None]] = {
+    **{p: _convolution for p in _CONV},
+    **{p: _pooling for p in _MAX_POOLS | _AVG_POOLS},
+    **{p: _adaptive_pooling for p in _ADAPTIVE},
+    **{p: _softmax for p in _SOFTMAX},
+    **{p: _padding for p in _PADS},
+    **{getattr(_aten, name): _upsampling for name in (
+        "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact1d",
+        "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d",
+        "upsample_trilinear3d", "upsample_bicubic2d")},
+    _aten.slice: _slicing,
+    _aten.permute: _reordering,
+    _aten.transpose: _reordering,
+    _aten.select: _selection,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Empirical measurement: the support of the input gradient of one output unit.
+# --------------------------------------------------------------------------------------------------
+
+
+class _AveragePools(TorchFunctionMode):
+    """Runs max pooling as average pooling: a max routes the gradient to one input, an average to all."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _max_pool_functions():
+            return _as_average_pool(func, *args, **kwargs)
+        return func(*args, **kwargs)
+
+
+def _max_pool_functions() -> set:
+    import torch.nn.functional as F
+
+    return {F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d, F.adaptive_max_pool2d,
+            F.adaptive_max_pool3d, torch.max_pool1d, torch.max_pool2d, torch.max_pool3d,
+            F.max_pool1d_with_indices, F.max_pool2d_with_indices, F.max_pool3d_with_indices,
+            F.adaptive_max_pool1d_with_indices, F.adaptive_max_pool2d_with_indices,
+            F.adaptive_max_pool3d_with_indices}
+
+
+def _as_average_pool(func: Callable, x: torch.Tensor, *args, **kwargs) -> torch.Tensor | tuple:
+    import torch.nn.functional as F
+
+    name = getattr(func, "__name__", "")
+    dims = x.dim() - 2
+    if "adaptive" in name:
+        params = dict(zip(("output_size", "return_indices"), args)) | kwargs
+        pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[dims]
+        out = pool(x, params["output_size"])
+    else:
+        names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+        params = dict(zip(names, args)) | kwargs
+        dilation = params.get("dilation", 1)
+        if any(int(d) != 1 for d in ((dilation,) if isinstance(dilation, int) else dilation)):
+            raise ValueError("gradient_receptive_field cannot measure a dilated max pooling")
+        stride = params.get("stride")
+        pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[dims]
+        kernel = params["kernel_size"]
+        out = pool(x, kernel, stride if stride not in (None, [], ()) else kernel, params.get("padding", 0),
+                   bool(params.get("ceil_mode", False)))
+    if params.get("return_indices") or "with_indices" in name:
+        return out, torch.zeros_like(out, dtype=torch.long)
+    return out
+
+
+@torch.no_grad()
+def _make_positive(model: nn.Module) -> None:
+    """Weights 1/fan-in and zero biases: every path from input to output carries a positive gradient."""
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if name == "weight" and p.dim() > 1:
+                transposed = isinstance(module, nn.modules.conv._ConvTransposeNd)
+                fan_in = p.shape[0] if transposed else p[0].numel()
+                p.fill_(1.0 / fan_in)
+            elif name == "weight":
+                p.fill_(1.0)
+            else:
+                p.fill_(0.0)
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            module.running_mean.zero_()
+            module.running_var.fill_(1.0)
+
+
+def gradient_receptive_field(model: nn.Module, input_size: Sequence[int], unit: Sequence[int] | None = None,
+                             layer: str | None = None) -> list[tuple[int, int]]:
+    """Measure (first, last) input pixel per axis that one unit of ``layer``'s output depends on.
+
+    An independent check of the traced fields: a copy of ``model`` gets positive weights (1/fan-in, zero
+    biases, identity batch norm) and its max pools run as average pools, so no gradient cancels or is
+    routed to a single input; the nonzero support of d(sum over channels of one unit)/d(input) is then
+    the unit's receptive field, clipped to the image. ``unit`` indexes the spatial axes (default: the
+    centre unit); ``layer`` names a module whose output is measured (default: the model's output).
+    """
+    probe = copy.deepcopy(model).to(torch.float64).eval()
+    _make_positive(probe)
+    captured: list[torch.Tensor] = []
+    handle = None
+    if layer is not None:
+        modules = dict(probe.named_modules())
+        if layer not in modules:
+            raise ValueError(f"no module named {layer!r} in {type(model).__name__}")
+        handle = modules[layer].register_forward_hook(lambda m, i, o: captured.append(o))
+    x = torch.ones((1, *input_size), dtype=torch.float64, requires_grad=True)
+    try:
+        with _AveragePools():
+            out = probe(x)
+    finally:
+        if handle is not None:
+            handle.remove()
+    fmap = captured[0] if layer is not None else out
+    if not isinstance(fmap, torch.Tensor):
+        fmap = fmap[0]
+    spatial = fmap.shape[2:]
+    index = tuple(unit) if unit is not None else tuple(n // 2 for n in spatial)
+    if len(index) != len(spatial):
+        raise ValueError(f"unit {index} has {len(index)} indices; the map has {len(spatial)} spatial axes")
+    fmap[(0, slice(None), *index)].sum().backward()
+    support = x.grad[0].abs().sum(0) > 0  # (H, W): pixels that reach the unit
+    spans = []
+    for axis in range(support.dim()):
+        others = tuple(a for a in range(support.dim()) if a != axis)
+        hit = support.any(dim=others) if others else support
+        idx = hit.nonzero().flatten()
+        spans.append((int(idx.min()), int(idx.max())) if idx.numel() else (0, -1))
+    return spans
