@@ -1,0 +1,89 @@
+"""In-memory splits: uint8 images and int64 labels as tensors, with a seeded validation carve-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["ArrayDataset", "channel_stats", "split_indices", "train_val_split"]
+
+
+@dataclass
+class ArrayDataset:
+    """A split held in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,), class names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str = ""
+    source: str = ""  # where the files were read from
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            shape = tuple(self.images.shape)
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {shape}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])
+
+    def subset(self, indices: torch.Tensor, name: str | None = None) -> ArrayDataset:
+        """The images at ``indices`` (a copy) under the same classes."""
+        return ArrayDataset(
+            self.images[indices],
+            self.labels[indices],
+            self.classes,
+            name or self.name,
+            self.source,
+            dict(self.extra),
+        )
+
+    def class_counts(self) -> list[int]:
+        """Number of images per class, in class order."""
+        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+
+def split_indices(n: int, val_size: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded (train, validation) indices of ``n`` samples; ``val_size`` < 1 is a fraction, else a count."""
+    if val_size < 0:
+        raise ValueError(f"val_size must be >= 0 (a fraction below 1 or an image count), got {val_size}")
+    count = round(val_size * n) if val_size < 1 else int(val_size)
+    if count >= n:
+        raise ValueError(f"a validation split of {count} images leaves none of the {n} for training")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    # Sorted, so each side keeps file order and the epoch permutation alone decides batch order.
+    return order[count:].sort().values, order[:count].sort().values
+
+
+def train_val_split(
+    data: ArrayDataset, val_size: float, seed: int = 0
+) -> tuple[ArrayDataset, ArrayDataset | None]:
+    """Carve a seeded validation set off ``data`` (None when ``val_size`` is 0)."""
+    train_idx, val_idx = split_indices(len(data), val_size, seed)
+    if len(val_idx) == 0:
+        return data, None
+    return data.subset(train_idx, f"{data.name}:train"), data.subset(val_idx, f"{data.name}:val")
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images, as fractions of 255."""
+    chans = images.shape[1]
+    total = torch.zeros(chans, dtype=torch.int64)
+    total_sq = torch.zeros(chans, dtype=torch.int64)
+    # Exact integer sums, chunked so no full-size wide copy of a 60000-image set is made.
+    for chunk in images.split(4096):
+        x = chunk.transpose(0, 1).reshape(chans, -1).to(torch.int32)  # (C, n * H * W)
+        total += x.sum(1, dtype=torch.int64)
+        total_sq += x.square().sum(1, dtype=torch.int64)
+    count = images.numel() // chans
+    mean = total.double() / count
+    std = (total_sq.double() / count - mean * mean).clamp_min(0).sqrt()
+    return tuple((mean / 255).tolist()), tuple((std / 255).clamp_min(1e-3).tolist())

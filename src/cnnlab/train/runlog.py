@@ -1,0 +1,75 @@
+"""The run directory: resolved config, per-epoch metrics (CSV, JSONL, TensorBoard), final results.
+
+Only the main process writes; each file is rewritten whole and renamed into place, so a run killed at
+any moment leaves complete files that agree with its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunLog", "write_text_atomic"]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunLog:
+    """Writes a run directory's files (a no-op on processes other than the main one)."""
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+        self.dir = Path(run_dir)
+        self.enabled = enabled
+        self._tb = None
+        if not enabled:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if tensorboard and importlib.util.find_spec("tensorboard") is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.dir / "tensorboard"))
+
+    def write_json(self, name: str, data: Any) -> None:
+        if self.enabled:
+            write_text_atomic(self.dir / name, json.dumps(data, indent=2) + "\n")
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """metrics.csv and metrics.jsonl from the full per-epoch history."""
+        if not self.enabled or not history:
+            return
+        columns = list(dict.fromkeys(k for row in history for k in row))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(history)
+        write_text_atomic(self.dir / "metrics.csv", buf.getvalue())
+        write_text_atomic(self.dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+
+    def log_epoch(self, row: dict) -> None:
+        """One epoch's scalars to TensorBoard, when it is installed."""
+        if self._tb is None:
+            return
+        for key, value in row.items():
+            if key not in ("epoch", "step") and isinstance(value, int | float) and value is not None:
+                self._tb.add_scalar(key, value, row["epoch"])
+        self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

@@ -1,0 +1,141 @@
+"""The machine side of a run: device, thread count, mixed precision, determinism, hardware description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from contextlib import AbstractContextManager, nullcontext
+
+import numpy as np
+import torch
+
+__all__ = [
+    "autocast",
+    "cpu_has_fast_bf16",
+    "free_cores",
+    "hardware_info",
+    "notice",
+    "resolve_amp",
+    "seed_everything",
+    "select_device",
+    "set_deterministic",
+    "set_threads",
+]
+
+
+def notice(message: str, enabled: bool = True) -> None:
+    """A one-line note to the user on stderr."""
+    if enabled:
+        print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` is CUDA (this process's GPU under torchrun) when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps was asked for but is not available here; use --device cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def free_cores(processes: int = 1) -> int:
+    """Cores this process may use and that are not busy (1-minute load average), split over ``processes``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores, cores - busy) // max(processes, 1))
+
+
+def set_threads(threads: int | None, processes: int = 1) -> int:
+    """Set PyTorch's intra-op thread count once (``None``: the free cores); returns the count used."""
+    count = threads or free_cores(processes)
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, str | None]:
+    """The autocast dtype (None: fp32) for ``mode`` on ``device``, and a notice when it is turned off."""
+    if mode == "off":
+        return None, None
+    if device.type == "cuda":
+        if mode == "fp16" or (mode == "auto" and not torch.cuda.is_bf16_supported()):
+            return torch.float16, None
+        return torch.bfloat16, None
+    if device.type == "cpu":
+        if mode == "fp16":
+            raise ValueError("fp16 autocast is for CUDA; on the CPU use --amp bf16 or --amp off")
+        if cpu_has_fast_bf16():
+            return torch.bfloat16, None
+        return None, "mixed precision off: this CPU has no fast bf16 (AVX512-BF16/AMX); training in fp32"
+    return None, f"mixed precision off on {device.type}: training in fp32"
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Deterministic algorithms only (errors on ops that have none); cuDNN autotuning off when enabled."""
+    if enabled:
+        # cuBLAS needs a fixed workspace for reproducible results (CUDA docs, "Reproducibility").
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = not enabled
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_info(device: torch.device, threads: int, world_size: int = 1) -> dict:
+    """What ran the training: CPU, cores, threads, GPU, library versions."""
+    info = {
+        "device": str(device),
+        "cpu": _cpu_name(),
+        "cpu_cores": os.cpu_count(),
+        "threads": threads,
+        "processes": world_size,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info

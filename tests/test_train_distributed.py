@@ -1,0 +1,84 @@
+"""The same command under torchrun: 2 gloo processes on the CPU train like one process (same global batch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from _tiny import TINY, make_idx_dataset
+from cnnlab.train import load_checkpoint
+
+DRIVER = Path(__file__).with_name("_driver.py")
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one(tmp_path):
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("this PyTorch build has no gloo backend")
+    data = make_idx_dataset(tmp_path / "data", n_train=320, n_test=64)
+    common = [
+        "train",
+        TINY,
+        "--data-dir",
+        str(data),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--val-split",
+        "64",
+        "--threads",
+        "1",
+        "--quiet",
+        "--crop-padding",
+        "2",
+        "--hflip",
+        "--random-erasing",
+        "0.3",
+        "--lr",
+        "0.05",
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "5",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    procs = {
+        "ddp": subprocess.Popen(
+            [*launcher, str(DRIVER), *common, "--out", str(tmp_path / "ddp")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ),
+        "one": subprocess.Popen(
+            [sys.executable, str(DRIVER), *common, "--out", str(tmp_path / "one")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ),
+    }
+    logs = {name: proc.communicate(timeout=300)[0] for name, proc in procs.items()}
+    for name, proc in procs.items():
+        assert proc.returncode == 0, logs[name]
+    assert logs["ddp"].count("test accuracy") == 1  # only rank 0 reports
+    one, ddp = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "ddp" / "last.pt")
+    assert one["step"] == ddp["step"] == 2 * 8
+    assert len(ddp["rng"]) == 2  # each rank's generators are saved
+    for key, value in one["model"].items():
+        assert torch.allclose(value, ddp["model"][key], atol=1e-5, rtol=1e-4), key
+    rows = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "ddp")]
+    assert rows[1]["hardware"]["processes"] == 2
+    assert rows[0]["test_accuracy"] == pytest.approx(rows[1]["test_accuracy"], abs=1 / 64)
+    history = [ck["state"]["history"] for ck in (one, ddp)]
+    for a, b in zip(*history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1 / 64)

@@ -1,0 +1,276 @@
+"""End-to-end training in-process: run directory, metrics, selection, stops, evaluation, predict, ensembles."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from _tiny import (  # noqa: F401  (tiny_models is a fixture)
+    TINY,
+    TINY_32,
+    TINY_AUX,
+    make_cifar_dataset,
+    make_idx_dataset,
+    make_image_folder,
+    tiny_models,
+)
+from cnnlab.data import TensorBatches, load_arrays
+from cnnlab.train import (
+    TrainConfig,
+    TrainingDivergedError,
+    ensemble_checkpoints,
+    evaluate_checkpoint,
+    load_checkpoint,
+    load_trained_model,
+    predict_files,
+    predict_logits,
+    resume_training,
+    train,
+)
+from cnnlab.train.inputs import augment_from_meta
+
+pytestmark = pytest.mark.usefixtures("tiny_models")
+
+
+@pytest.fixture(scope="module")
+def fashion_dir(tmp_path_factory) -> Path:
+    return make_idx_dataset(tmp_path_factory.mktemp("fashion"), n_train=320, n_test=64)
+
+
+def _cfg(data_dir: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(
+        model=TINY,
+        data="fashion-mnist",
+        data_dir=str(data_dir),
+        epochs=2,
+        batch_size=32,
+        val_split=64,
+        lr=0.01,
+        optimizer="adamw",
+        weight_decay=0.0,
+        threads=1,
+        quiet=True,
+        out=str(out),
+        download=False,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(fashion_dir, tmp_path_factory):
+    """One 4-epoch run shared by the read-only tests below."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    results = train(_cfg(fashion_dir, out, epochs=4, crop_padding=1, ema_decay=0.9))
+    return out, results
+
+
+def test_run_directory_contents(trained):
+    out, results = trained
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.pt",
+        "config.json",
+        "last.pt",
+        "metrics.csv",
+        "metrics.jsonl",
+        "results.json",
+    ]
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
+    assert 0.0 <= results["test_accuracy"] <= 1.0 and results["test_images"] == 64
+    assert results["params"] == sum(p.numel() for p in load_trained_model(out / "last.pt")[0].parameters())
+    assert results["macs"] > 0 and results["images_per_second"] > 0 and results["wall_seconds"] > 0
+    assert {"cpu", "threads", "torch", "device"} <= set(results["hardware"])
+    stored = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert stored.epochs == 4 and stored.ema_decay == 0.9
+
+
+def test_metrics_files_agree(trained):
+    out, _ = trained
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4] == [r["epoch"] for r in lines]
+    for row, line in zip(rows, lines):
+        for key in (
+            "train_loss",
+            "train_accuracy",
+            "val_accuracy",
+            "lr",
+            "images_per_second",
+            "epoch_seconds",
+        ):
+            assert float(row[key]) == pytest.approx(line[key])
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]  # it learns
+    assert lines[-1]["step"] == 4 * (256 // 32)
+
+
+def test_results_use_the_best_validation_epoch(trained):
+    out, results = trained
+    history = load_checkpoint(out / "last.pt")["state"]["history"]
+    best_epoch = max(range(4), key=lambda i: (history[i]["val_accuracy"], -i)) + 1
+    assert results["selected"] == f"best validation accuracy (epoch {best_epoch})"
+    assert load_checkpoint(out / "best.pt")["epoch"] == best_epoch
+    assert evaluate_checkpoint(out / "best.pt", device="cpu")["accuracy"] == pytest.approx(
+        results["test_accuracy"]
+    )
+    val = evaluate_checkpoint(out / "best.pt", split="val", device="cpu")
+    assert val["count"] == 64 and val["accuracy"] == pytest.approx(results["best_val_accuracy"])
+
+
+def test_predict_matches_the_model(trained, fashion_dir, tmp_path):
+    out, _ = trained
+    test = load_arrays("fashion-mnist", fashion_dir, download=False)["test"]
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(test.images[i, 0].numpy()).save(files[-1])
+    rows = predict_files(out / "best.pt", files, topk=3, device="cpu")
+    model, ckpt = load_trained_model(out / "best.pt")
+    with torch.no_grad():
+        expected = model(augment_from_meta(ckpt["data"]).eval(test.images[:3])).softmax(1)
+    for i, row in enumerate(rows):
+        probs = [t["probability"] for t in row["top"]]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True)
+        assert row["top"][0]["class"] == test.classes[int(expected[i].argmax())]
+        assert probs[0] == pytest.approx(float(expected[i].max()), abs=1e-5)
+
+
+def test_ensemble_averages_softmax(trained, fashion_dir, tmp_path):
+    out, _ = trained
+    second = tmp_path / "second"
+    train(_cfg(fashion_dir, second, epochs=1, seed=7))
+    paths = [out / "best.pt", second / "last.pt"]
+    result = ensemble_checkpoints(paths, device="cpu")
+    test = load_arrays("fashion-mnist", fashion_dir, download=False)["test"]
+    probs = 0
+    for path in paths:
+        model, ckpt = load_trained_model(path)
+        source = TensorBatches(test, 50, "cpu", train=False)
+        logits, labels = predict_logits(model, source, augment_from_meta(ckpt["data"]))
+        probs = probs + logits.softmax(1)
+    expected = float((probs.argmax(1) == labels).double().mean())
+    assert result["ensemble_accuracy"] == pytest.approx(expected)
+    assert [m["checkpoint"] for m in result["members"]] == [str(p) for p in paths]
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble_checkpoints(paths[:1])
+
+
+def test_refuses_to_overwrite_a_run_and_to_change_settings_on_resume(trained, fashion_dir):
+    out, _ = trained
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(_cfg(fashion_dir, out))
+    with pytest.raises(ValueError, match="cannot change lr when resuming"):
+        resume_training(out, {"lr": 0.5})
+
+
+def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(fashion_dir, tmp_path):
+    # After epoch 1 the rate jumps by 1e12: the loss overflows within a few steps.
+    cfg = _cfg(
+        fashion_dir,
+        tmp_path / "nan",
+        optimizer="sgd",
+        lr=0.05,
+        schedule="multistep",
+        milestones=[1],
+        gamma=1e12,
+        epochs=3,
+        log_every=1,
+    )
+    with pytest.raises(TrainingDivergedError, match="last good checkpoint") as err:
+        train(cfg)
+    assert "NaN" in str(err.value) or "infinite" in str(err.value)
+    last = load_checkpoint(tmp_path / "nan" / "last.pt")
+    assert last["state"]["epoch"] == 1 and last["step"] == 8
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+    assert not (tmp_path / "nan" / "results.json").exists()
+
+
+def test_time_budget_stops_mid_epoch_and_reports(fashion_dir, tmp_path):
+    results = train(_cfg(fashion_dir, tmp_path / "budget", epochs=50, time_budget=1e-6, log_every=1))
+    assert results["stopped_early"] == "time budget"
+    assert results["epochs_completed"] == 0 and results["steps"] == 1 and results["selected"] == "last"
+    assert load_checkpoint(tmp_path / "budget" / "last.pt")["state"]["step_in_epoch"] == 1
+    assert (tmp_path / "budget" / "results.json").exists()
+    resumed = resume_training(tmp_path / "budget", {"time_budget": 1e6, "epochs": 1})
+    assert resumed["stopped_early"] is None and resumed["epochs_completed"] == 1 and resumed["steps"] == 8
+
+
+def test_padding_notice_and_input_size(fashion_dir, tmp_path, capsys):
+    results = train(_cfg(fashion_dir, tmp_path / "pad", model=TINY_32, epochs=1, val_split=0))
+    assert results["input_size"] == [1, 32, 32]
+    assert "28x28 images are zero-padded to 32x32" in capsys.readouterr().err
+    assert results["selected"] == "last" and results["best_val_accuracy"] is None
+
+
+def test_aux_outputs_grayscale_to_rgb_and_mixing(fashion_dir, tmp_path):
+    results = train(
+        _cfg(
+            fashion_dir,
+            tmp_path / "aux",
+            model=TINY_AUX,
+            epochs=1,
+            in_chans=3,
+            mixup=0.2,
+            cutmix=1.0,
+            random_erasing=0.25,
+            hflip=True,
+            label_smoothing=0.1,
+            grad_clip=1.0,
+            tta_flip=True,
+            drop_rate=0.1,
+        )
+    )
+    assert results["input_size"] == [3, 28, 28]
+    model, _ = load_trained_model(tmp_path / "aux" / "last.pt")
+    assert model.stem[0].weight.shape[1] == 3 and model.head.drop.p == 0.1
+
+
+def test_fine_tune_frozen_backbone_on_an_image_folder(trained, tmp_path):
+    out, _ = trained
+    folder = make_image_folder(tmp_path / "pets", per_class=8, size=20)
+    cfg = TrainConfig(
+        model=TINY,
+        data=str(folder),
+        image_size=16,
+        in_chans=1,
+        val_split=0,
+        epochs=1,
+        batch_size=8,
+        eval_batch_size=8,
+        workers=0,
+        threads=1,
+        quiet=True,
+        out=str(tmp_path / "ft"),
+        init=str(out / "best.pt"),
+        freeze_backbone=True,
+        hflip=True,
+    )
+    results = train(cfg)
+    assert results["test_images"] == 24
+    source = load_checkpoint(out / "best.pt")["model"]
+    tuned = load_checkpoint(tmp_path / "ft" / "last.pt")["model"]
+    assert torch.equal(tuned["stem.0.weight"], source["stem.0.weight"])  # frozen
+    assert tuned["head.fc.weight"].shape == (3, 16)
+    assert load_checkpoint(tmp_path / "ft" / "last.pt")["data"]["classes"] == ["cat", "dog", "fox"]
+
+
+def test_cifar_layout_trains(tmp_path):
+    make_cifar_dataset(tmp_path / "data", per_batch=16)
+    results = train(
+        TrainConfig(
+            model=TINY,
+            data="cifar10",
+            data_dir=str(tmp_path / "data"),
+            epochs=1,
+            batch_size=16,
+            val_split=16,
+            threads=1,
+            quiet=True,
+            out=str(tmp_path / "c"),
+        )
+    )
+    assert results["input_size"] == [3, 32, 32] and results["test_images"] == 16
