@@ -46,6 +46,18 @@ def test_c3_reads_exactly_the_maps_of_table_one():
         assert set(changed.nonzero().flatten().tolist()) == c3_maps, f"S2 map {s2_map}"
 
 
+def test_c3_dense_kernel_equals_the_grouped_connections():
+    """The fast dense path computes exactly what the per-fan-in grouped convs (the counted form) do."""
+    conv = cnnlab.create_model("lenet5").stages[1].c3
+    x = torch.randn(3, 6, 14, 14, dtype=torch.float64)
+    conv = conv.double()
+    parts = [c(x[:, src]) for c, src in zip(conv.convs, conv.sources)]
+    grouped = torch.cat(parts, dim=1)[:, conv.inverse]
+    torch.testing.assert_close(conv(x), grouped, rtol=0, atol=1e-12)
+    weight, _ = conv.dense_weight()
+    assert int((weight.abs().sum(dim=(2, 3)) > 0).sum()) == 60  # the table's 60 connections
+
+
 def test_full_c3_option():
     model = cnnlab.create_model("lenet5", c3_table=False)
     c3 = model.stages[1].c3
