@@ -119,3 +119,17 @@ def test_recipes_are_valid_and_paper_matches_resnet():
 def test_round_trip_through_a_plain_dict():
     cfg = resolve_config({"model": "vgg11", "recipe": "fast", "milestones": [3]})
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_model_args_reach_the_builder_from_flags_and_files(tmp_path):
+    from cnnlab.train.build import build_model
+    from cnnlab.train.config import TrainConfig, parse_model_args, resolve_config
+
+    assert parse_model_args("width_mult=0.25, hidden=64,norm_layer=none") == {
+        "width_mult": 0.25, "hidden": 64, "norm_layer": "none"}
+    cfg = resolve_config({"model": "vgg11", "model_args": "width_mult=0.125,hidden=32"})
+    model = build_model(cfg, num_classes=10, in_chans=1)
+    assert model.head.fc.in_features == 32
+    assert TrainConfig.from_dict(cfg.to_dict()).model_args == {"width_mult": 0.125, "hidden": 32}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_model_args("width_mult")

@@ -36,7 +36,7 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     info = get_model_info(cfg.model)
     if info.task != "classification":
         raise ValueError(f"{cfg.model} is a {info.task} network; `cnnlab train` trains image classifiers")
-    kwargs: dict = {"num_classes": num_classes, "in_chans": in_chans}
+    kwargs: dict = {**cfg.model_args, "num_classes": num_classes, "in_chans": in_chans}
     if cfg.drop_rate is not None:
         if not _takes(info.builder, "drop_rate"):
             raise ValueError(f"{cfg.model} has no dropout rate to set; leave out --drop-rate")

@@ -7,6 +7,7 @@ field is a flag (``batch_size`` -> ``--batch-size``), generated from the datacla
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import json
 import types
@@ -32,8 +33,8 @@ RECIPE_NAMES = ("fast", "paper")
 
 def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002  (the argparse word)
     """A dataclass field whose help text documents it and becomes its command-line help."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **kw})
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -43,6 +44,9 @@ class TrainConfig:
 
     # -- what to train on
     model: str = _f("", "registered model name (`cnnlab models` lists them)")
+    model_args: dict[str, Any] = _f(
+        {}, "builder options of the model as KEY=VALUE,... (Python literals), e.g. width_mult=0.25,hidden=256"
+    )
     data: str = _f(
         "fashion-mnist",
         "data set: fashion-mnist, mnist, cifar10, cifar100, or an image-folder "
@@ -276,8 +280,26 @@ def _base_type(hint: Any) -> tuple[type, bool, bool]:
     return hint, optional, False
 
 
+def parse_model_args(value: Any) -> dict[str, Any]:
+    """Builder options from a dict or from ``"key=value,key=value"`` text (values as Python literals)."""
+    if isinstance(value, dict):
+        return dict(value)
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in str(value).split(","))):
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"model_args look like key=value,key=value (e.g. width_mult=0.25), got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = text.strip()
+    return out
+
+
 def _coerce(name: str, value: Any) -> Any:
     """A config-file or flag value converted to the field's type, or a ValueError naming the field."""
+    if typing.get_origin(_hints()[name]) is dict:
+        return parse_model_args(value)
     scalar, optional, is_list = _base_type(_hints()[name])
     if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
         if optional:
@@ -369,6 +391,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, positional_model: bool
             parser.add_argument("model", nargs="?", default=argparse.SUPPRESS, help=f.metadata["help"])
             continue
         scalar, optional, is_list = _base_type(_hints()[f.name])
+        if typing.get_origin(scalar) is dict:
+            scalar = str  # parsed by _coerce from key=value text
         flag = "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _flag_help(f)}
         if scalar is bool and not optional:
