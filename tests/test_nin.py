@@ -99,3 +99,12 @@ def test_input_sizes():
     assert cnnlab.create_model("nin_cifar", in_chans=1)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(InputTooSmallError, match="at least 67x67"):
         cnnlab.create_model("nin", in_chans=1, num_classes=10)(torch.randn(1, 1, 28, 28))
+
+
+def test_width_mult_scales_hidden_widths_but_not_the_classes():
+    narrow = cnnlab.create_model("nin_cifar", num_classes=10, in_chans=1, width_mult=0.25)
+    convs = [m for m in narrow.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [48, 40, 24, 48, 48, 48, 48, 48, 10]
+    assert narrow(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="width_mult"):
+        cnnlab.create_model("nin_cifar", width_mult=0)

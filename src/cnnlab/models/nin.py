@@ -149,23 +149,36 @@ VARIANTS: dict[str, NiNConfig] = {
 _PAPER = "Lin, Chen & Yan 2014, Network In Network"
 
 
+def scale_widths(cfg: NiNConfig, width_mult: float) -> NiNConfig:
+    """The config with every hidden width multiplied by ``width_mult`` (the class width stays)."""
+    if not width_mult > 0:
+        raise ValueError(f"width_mult must be positive, got {width_mult}")
+
+    def scaled(spec: MlpConvSpec) -> MlpConvSpec:
+        return replace(spec, widths=tuple(max(1, round(w * width_mult)) if w else 0 for w in spec.widths))
+
+    return replace(cfg, blocks=tuple(scaled(b) for b in cfg.blocks), classifier=scaled(cfg.classifier))
+
+
 def _build(name: str, num_classes: int, in_chans: int, drop_rate: float, norm_layer: LayerFactory | None,
-           act_layer: LayerFactory) -> NiN:
-    cfg = replace(VARIANTS[name], drop_rate=drop_rate)
+           act_layer: LayerFactory, width_mult: float = 1.0) -> NiN:
+    cfg = scale_widths(replace(VARIANTS[name], drop_rate=drop_rate), width_mult)
     return NiN(cfg, num_classes=num_classes, in_chans=in_chans, norm_layer=norm_layer, act_layer=act_layer)
 
 
 # 67 is the smallest side whose third max pool still has a 3x3 window (67 -> 15 -> 7 -> 3 -> 1).
 @register_model(input_size=(3, 224, 224), min_size=67, num_classes=1000, paper=_PAPER)
 def nin(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5,
-        norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU) -> NiN:
+        norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU,
+        width_mult: float = 1.0) -> NiN:
     """NiN for ImageNet-size inputs as in d2l.ai: 96 (11x11/4), 256 (5x5), 384 (3x3), classes (3x3)."""
-    return _build("nin", num_classes, in_chans, drop_rate, norm_layer, act_layer)
+    return _build("nin", num_classes, in_chans, drop_rate, norm_layer, act_layer, width_mult)
 
 
 # Ceil-mode pooling takes a 2x2 map, so 4 -> 2 -> 1 is the smallest input.
 @register_model(input_size=(3, 32, 32), min_size=4, num_classes=10, paper=_PAPER)
 def nin_cifar(num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.5,
-              norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU) -> NiN:
+              norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU,
+              width_mult: float = 1.0) -> NiN:
     """The paper's CIFAR-10 NiN: mlpconv 192-160-96 (5x5), 192-192-192 (5x5), 192-192-classes (3x3)."""
-    return _build("nin_cifar", num_classes, in_chans, drop_rate, norm_layer, act_layer)
+    return _build("nin_cifar", num_classes, in_chans, drop_rate, norm_layer, act_layer, width_mult)
