@@ -274,3 +274,17 @@ def test_cifar_layout_trains(tmp_path):
         )
     )
     assert results["input_size"] == [3, 32, 32] and results["test_images"] == 16
+
+
+def test_curve_logs_training_loss_within_epochs(fashion_dir, tmp_path):
+    """curve.jsonl: one row every log_every steps, steps/images/time increasing, matching the totals."""
+    train(_cfg(fashion_dir, tmp_path / "run", log_every=2))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "curve.jsonl").read_text().splitlines()]
+    steps_per_epoch = (320 - 64) // 32
+    assert [r["step"] for r in rows] == list(range(2, 2 * steps_per_epoch + 1, 2))
+    assert all(b["images"] - a["images"] == 64 for a, b in zip(rows, rows[1:]))
+    assert all(b["train_seconds"] > a["train_seconds"] for a, b in zip(rows, rows[1:]))
+    assert rows[-1]["epoch"] == pytest.approx(2.0)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert rows[-1]["images"] == pytest.approx(results["images_per_second"] * results["train_seconds"], rel=1e-6)
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 for r in rows)

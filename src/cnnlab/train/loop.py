@@ -106,6 +106,7 @@ class TrainState:
     best_val: float | None = None  # best validation accuracy so far
     best_epoch: int | None = None
     history: list[dict] = field(default_factory=list)  # one metrics row per epoch
+    curve: list[dict] = field(default_factory=list)  # training loss/accuracy every log_every steps
     replanned: bool = False  # the schedule was fitted to --time-budget
     stop_reason: str | None = None
 
@@ -433,6 +434,15 @@ def _sync(
             f"{state.epoch + 1} near step {state.step_in_epoch} (learning rate {lr:.3g}); stopped. The last "
             f"good checkpoint is {run.run_dir / 'last.pt'}. Try a lower --lr, --grad-clip 1.0 or --amp off"
         )
+    if seen:
+        state.curve.append({
+            "step": state.global_step,
+            "epoch": state.epoch + state.step_in_epoch / len(run.data.train),
+            "images": state.train_images + int(seen),
+            "train_seconds": state.train_seconds + seconds,
+            "loss": loss_sum / seen,
+            "accuracy": correct / seen,
+        })
     partial = state.partial
     partial["loss_sum"] += loss_sum
     partial["correct"] += correct
@@ -577,6 +587,7 @@ def _save_last(run: _Run, state: TrainState) -> None:
     rng = gather_objects(capture_rng(run.aug_gen, run.mix_rng), run.env)
     if run.env.is_main:
         save_atomic(_checkpoint(run, state, rng), run.run_dir / "last.pt")
+    run.log.write_jsonl("curve.jsonl", state.curve)  # kept in step with the checkpoint
 
 
 def _save_best(run: _Run, state: TrainState) -> None:

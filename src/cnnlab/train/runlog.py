@@ -61,6 +61,10 @@ class RunLog:
         write_text_atomic(self.dir / "metrics.csv", buf.getvalue())
         write_text_atomic(self.dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
 
+    def write_jsonl(self, name: str, rows: list[dict]) -> None:
+        if self.enabled:
+            write_text_atomic(self.dir / name, "".join(json.dumps(row) + "\n" for row in rows))
+
     def log_epoch(self, row: dict) -> None:
         """One epoch's scalars to TensorBoard, when it is installed."""
         if self._tb is None:
