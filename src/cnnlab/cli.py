@@ -205,8 +205,13 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from cnnlab.analysis.compare import compare_models, reference_rows, render_rows
 
-    names = [w for w in args.names if "=" not in w]
-    kwargs = _model_kwargs([w for w in args.names if "=" in w])
+    # NAME or NAME:key=value,... words name networks; bare KEY=VALUE words are options shared by all.
+    names = [w for w in args.names if "=" not in w or ":" in w]
+    kwargs = _model_kwargs([w for w in args.names if "=" in w and ":" not in w])
+    if args.train:
+        return _train_and_compare(args, names, kwargs)
+    if any(":" in w for w in names):
+        raise CliError("NAME:key=value options are for --train; give shared KEY=VALUE words instead")
     if args.reference:
         rows = reference_rows(args.reference, names or None, args.weights)
         print(render_rows(rows, args.format), end="")
@@ -220,11 +225,52 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return 0
     if args.plot:
         raise CliError("--plot draws accuracy, which a static comparison has none of; "
-                       "use it with --reference imagenet")
+                       "use it with --reference imagenet, or train with --train")
     if not names:
         raise CliError("name the networks to compare, e.g. `cnnlab compare lenet5 resnet18 --input 1x28x28`")
     print(render_rows(compare_models(names, args.input, args.num_classes, **kwargs), args.format), end="")
     return 0
+
+
+def _train_and_compare(args: argparse.Namespace, specs: Sequence[str], shared: dict[str, object]) -> int:
+    import contextlib
+    import time
+
+    from cnnlab.analysis.lineup import parse_contender, run_comparison
+
+    if not specs:
+        raise CliError("name the networks to train, e.g. `cnnlab compare lenet5 resnet20 --train --epochs 1`")
+    contenders = []
+    for spec in specs:
+        c = parse_contender(spec)
+        contenders.append(type(c)(c.model, {**shared, **c.model_args}))
+    settings = {k: v for k, v in {
+        "data": args.data, "data_dir": args.data_dir, "recipe": args.recipe, "epochs": args.epochs,
+        "time_budget": args.time_budget, "batch_size": args.batch_size, "threads": args.threads,
+        "seed": args.seed, "quiet": args.quiet,
+    }.items() if v is not None}
+    out = args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    # Training logs go to stderr: stdout carries only the table, so --format json/csv can be piped.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = run_comparison(contenders, out, settings, args.reference, on_start=_announce(len(contenders)))
+    _print_report(report, args.format)
+    return 0
+
+
+def _announce(total: int):
+    def say(i: int, contender, action: str) -> None:
+        verb = {"train": "training", "resume": "resuming", "skip": "already trained:"}[action]
+        print(f"[{i + 1}/{total}] {verb} {contender.label}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _print_report(report, fmt: str) -> None:
+    from cnnlab.analysis.compare import TRAINED_COLUMNS, render_rows
+
+    print(render_rows(report.rows, fmt, TRAINED_COLUMNS), end="")
+    for kind, path in report.files.items():
+        print(f"cnnlab: wrote {path} ({kind})", file=sys.stderr)
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -242,10 +288,54 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", choices=("original", "best"), default="original",
                    help="reference weights: each network's first (paper-era) or torchvision's best")
     p.add_argument("--plot", metavar="FILE", help="with --reference: save accuracy vs. MACs (PNG, SVG, PDF)")
+    t = p.add_argument_group("training (--train): each network with the same recipe and budget")
+    t.add_argument("--train", action="store_true",
+                   help="train every network, then write the table and figures to --out; names may carry "
+                        "builder options as NAME:key=value,... (e.g. vgg11:width_mult=0.25)")
+    t.add_argument("--data", default="fashion-mnist", help="data set (default: fashion-mnist)")
+    t.add_argument("--data-dir", help="folder holding the data files")
+    t.add_argument("--recipe", default="fast", help="training recipe (default: fast)")
+    t.add_argument("--epochs", type=int, help="epochs per network (default: the recipe's)")
+    t.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-time budget per network")
+    t.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
+    t.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
+    t.add_argument("--seed", type=int, help="seed of every run")
+    t.add_argument("--out", help="comparison directory; rerunning with it resumes and skips finished networks")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_compare)
 
 
-SUBCOMMANDS += [_add_summary, _add_compare]
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.lineup import DEMO_LINEUP, DEMO_SETTINGS, parse_contender, run_comparison
+
+    contenders = [parse_contender(spec) for spec in DEMO_LINEUP]
+    settings = dict(DEMO_SETTINGS, **{k: v for k, v in {"data_dir": args.data_dir, "quiet": args.quiet or None,
+                                                          "threads": args.threads}.items() if v is not None})
+    print(f"cnnlab demo: training {len(contenders)} networks on {settings['data']} "
+          f"({settings['epochs']} epoch each, recipe {settings['recipe']}) into {args.out}", file=sys.stderr)
+    report = run_comparison(contenders, args.out, settings, reference=args.reference,
+                            on_start=_announce(len(contenders)))
+    _print_report(report, "table")
+    print(f"\ncnnlab demo: table {report.files['table']}, figures {report.files['complexity']}, "
+          f"{report.files['time']}, {report.files['curves']}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="train and compare the classic architectures on Fashion-MNIST (~10 min)",
+                       description="The model-complexity comparison of the notes: LeNet-5, an AlexNet-style and "
+                                   "a VGG-style network, NiN, GoogLeNet, ResNet-20, a DenseNet-BC and RegNetX-200MF "
+                                   "trained one epoch each on Fashion-MNIST, then a table and figures. Rerunning "
+                                   "resumes and skips finished networks.")
+    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument("--data-dir", help="folder holding the Fashion-MNIST files (else found or downloaded)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
+    p.add_argument("--reference", choices=("imagenet",), help="add torchvision's ImageNet figures beside")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+
+SUBCOMMANDS += [_add_summary, _add_compare, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,9 @@ _AXIS_LABELS = {
     "train_accuracy": "Training accuracy (%)",
     "train_loss": "Training loss (cross-entropy)",
     "val_loss": "Validation loss (cross-entropy)",
+    "images": "Training images seen",
+    "loss": "Training loss (cross-entropy, mean over each logging window)",
+    "accuracy": "Training accuracy (%, each logging window)",
 }
 
 

@@ -631,6 +631,7 @@ def _finish(run: _Run, state: TrainState) -> dict:
         "params": count_params(model),
         "macs": count_macs(model, (run.data.meta["in_chans"], size, size)),
         "input_size": [run.data.meta["in_chans"], size, size],
+        "num_classes": len(run.data.meta["classes"]),
         "wall_seconds": run.wall_at_start + time.perf_counter() - run.session_start,
         "train_seconds": state.train_seconds,
         "images_per_second": state.train_images / max(state.train_seconds, 1e-9),

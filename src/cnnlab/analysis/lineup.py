@@ -1,0 +1,228 @@
+"""Train a lineup of networks with one recipe and budget, then compare them (the notes' complexity comparison).
+
+Each network trains in its own run directory under the comparison's directory, so an interrupted
+comparison resumes: finished networks (``results.json`` present) are skipped, a network stopped mid-run
+continues from its checkpoint, the others start. The report joins the training results with the static
+comparison (parameters, MACs, memory, receptive field, depth) and draws the figures.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.analysis.compare import TRAINED_COLUMNS, compare_models, join_results, reference_rows, render_rows
+from cnnlab.models import create_model, get_model_info
+from cnnlab.train import resolve_config, resume_training, train
+from cnnlab.train.runlog import write_text_atomic
+
+__all__ = [
+    "DEMO_LINEUP",
+    "DEMO_SETTINGS",
+    "Contender",
+    "LineupReport",
+    "budget_text",
+    "parse_contender",
+    "run_comparison",
+    "run_lineup",
+    "write_report",
+]
+
+# The notes' lineup at Fashion-MNIST size, narrowed where the ImageNet widths would take hours on a CPU
+# (AlexNet, VGG, NiN) and shortened for DenseNet: one family each, about 10 minutes on 2 CPU cores.
+DEMO_LINEUP: tuple[str, ...] = (
+    "lenet5",
+    "alexnet:width_mult=0.25,hidden=256",
+    "vgg11_bn:width_mult=0.25,hidden=256",
+    "nin_cifar:width_mult=0.25",
+    "googlenet",
+    "resnet20",
+    "densenet_bc_100_12:block_config=(4,4,4),growth_rate=8",
+    "regnetx_200mf",
+)
+# One pass over the 60,000 training images each, the `fast` recipe: the same data budget for every network.
+DEMO_SETTINGS: dict[str, Any] = {"data": "fashion-mnist", "recipe": "fast", "epochs": 1}
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One network of a lineup: a registered model and its builder options."""
+
+    model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The model name with its options, e.g. ``vgg11(width_mult=0.25)``."""
+        if not self.model_args:
+            return self.model
+        args = ",".join(f"{k}={_literal(v)}" for k, v in self.model_args.items())
+        return f"{self.model}({args})"
+
+    @property
+    def slug(self) -> str:
+        """A directory name for the label."""
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.label.replace("(", "-").replace(")", "")).strip("_")
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "(" + ",".join(_literal(v) for v in value) + ")"
+    return str(value)
+
+
+def parse_contender(text: str) -> Contender:
+    """``NAME`` or ``NAME:key=value,key=value`` (values are Python literals; commas inside brackets stay)."""
+    name, _, args = text.partition(":")
+    get_model_info(name)  # unknown names fail here, with close matches
+    options: dict[str, Any] = {}
+    for item in _split_top_level(args):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"model options look like NAME:key=value,key=value, got {text!r}")
+        try:
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value.strip()
+    return Contender(name, options)
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def run_lineup(contenders: Sequence[Contender], out_dir: str | Path, settings: Mapping[str, Any],
+               on_start: Callable[[int, Contender, str], None] | None = None) -> list[dict[str, Any]]:
+    """Train every contender (skipping finished ones, resuming interrupted ones); their results, in order.
+
+    ``settings`` are TrainConfig fields shared by all (data, recipe, epochs or time_budget, ...);
+    ``on_start(index, contender, action)`` is told before each network ("train", "resume" or "skip").
+    """
+    if not contenders:
+        raise ValueError("name at least one network to train")
+    labels = [c.label for c in contenders]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"a network is listed twice: {sorted({x for x in labels if labels.count(x) > 1})}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for i, contender in enumerate(contenders):
+        run_dir = out / contender.slug
+        done = run_dir / "results.json"
+        action = "skip" if done.exists() else "resume" if (run_dir / "last.pt").exists() else "train"
+        if on_start is not None:
+            on_start(i, contender, action)
+        if action == "skip":
+            result = json.loads(done.read_text())
+        elif action == "resume":
+            result = resume_training(run_dir)
+        else:
+            cfg = resolve_config({**settings, "model": contender.model, "model_args": contender.model_args,
+                                  "out": str(run_dir)})
+            result = train(cfg)
+        results.append({**result, "model": contender.label})
+    return results
+
+
+@dataclass
+class LineupReport:
+    """What a comparison wrote: the table's rows and the files."""
+
+    rows: list[dict[str, Any]]
+    files: dict[str, Path]
+
+
+def _static_rows(contenders: Sequence[Contender], results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Parameters, MACs, memory, receptive field and depth of each trained network at its training input."""
+    rows = []
+    for contender, result in zip(contenders, results):
+        c, h, w = result["input_size"]
+        with torch.device("meta"):
+            module = create_model(contender.model, num_classes=result["num_classes"], in_chans=c,
+                                  **contender.model_args)
+        rows += compare_models([(contender.label, module)], (c, h, w))
+    return rows
+
+
+def _history(run_dir: Path, name: str) -> list[dict[str, Any]]:
+    path = run_dir / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_report(contenders: Sequence[Contender], results: Sequence[Mapping[str, Any]], out_dir: str | Path,
+                 dataset: str, budget: str, reference: str | None = None) -> LineupReport:
+    """The comparison table (Markdown, CSV, JSON) and figures for trained contenders, in ``out_dir``."""
+    from cnnlab.plots import accuracy_vs_time, complexity_chart, learning_curves
+
+    out = Path(out_dir)
+    rows = join_results(_static_rows(contenders, results), results)
+    files = {
+        "table": out / "comparison.md",
+        "csv": out / "comparison.csv",
+        "json": out / "comparison.json",
+        "complexity": out / "complexity.png",
+        "time": out / "accuracy_vs_time.png",
+        "curves": out / "learning_curves.png",
+    }
+    write_text_atomic(files["table"], render_rows(rows, "markdown", TRAINED_COLUMNS))
+    write_text_atomic(files["csv"], render_rows(rows, "csv", TRAINED_COLUMNS))
+    write_text_atomic(files["json"], json.dumps({"dataset": dataset, "budget": budget, "rows": rows}, indent=2,
+                                                default=str) + "\n")
+    ref_rows = reference_rows(reference, None) if reference else ()
+    complexity_chart(rows, dataset=dataset, budget=budget, reference=ref_rows).savefig(files["complexity"], dpi=130)
+    accuracy_vs_time(rows, dataset=dataset, budget=budget).savefig(files["time"], dpi=130)
+    curves = {c.label: _history(out / c.slug, "curve.jsonl") for c in contenders}
+    learning_curves({k: v for k, v in curves.items() if v}, dataset=dataset, budget=budget,
+                    metrics=("loss", "accuracy"), x="images").savefig(files["curves"], dpi=130)
+    return LineupReport(rows=rows, files=files)
+
+
+def budget_text(settings: Mapping[str, Any]) -> str:
+    """The shared budget in words for figure titles, e.g. "1 epoch each, recipe fast, 2 CPU threads"."""
+    parts = []
+    if settings.get("time_budget"):
+        parts.append(f"{float(settings['time_budget']):g} s each")
+    if settings.get("epochs"):
+        n = settings["epochs"]
+        parts.append(f"{n} epoch{'s' if n != 1 else ''} each" if not settings.get("time_budget") else f"<= {n} epochs")
+    if settings.get("recipe"):
+        parts.append(f"recipe {settings['recipe']}")
+    return ", ".join(parts)
+
+
+def run_comparison(contenders: Sequence[Contender], out_dir: str | Path, settings: Mapping[str, Any],
+                   reference: str | None = None,
+                   on_start: Callable[[int, Contender, str], None] | None = None) -> LineupReport:
+    """Train (or resume, or skip) every contender, then write the table and figures to ``out_dir``."""
+    results = run_lineup(contenders, out_dir, settings, on_start)
+    dataset = results[0].get("data") or str(settings.get("data", ""))
+    budget = budget_text(settings)
+    hardware = results[0].get("hardware") or {}
+    if hardware.get("device") == "cpu":
+        n = hardware["threads"]
+        budget += f", {n} CPU thread{'s' if n != 1 else ''}"
+    return write_report(contenders, results, out_dir, _dataset_title(dataset), budget, reference)
+
+
+def _dataset_title(name: str) -> str:
+    titles = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+    return titles.get(name, name)
