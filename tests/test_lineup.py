@@ -89,3 +89,23 @@ def test_cli_compare_train_and_errors(fashion_dir, tmp_path, capsys):
     assert main(["compare", "vgg11:width_mult=0.25"]) == 2
     assert "for --train" in capsys.readouterr().err
     assert main(["compare", "--train"]) == 2
+
+
+def test_a_diverging_network_is_reported_and_the_others_still_train(fashion_dir, tmp_path, monkeypatch):
+    import cnnlab.analysis.lineup as lineup
+    from cnnlab.train import TrainingDivergedError
+
+    real_train = lineup.train
+
+    def train_or_diverge(cfg):
+        if cfg.model == "lenet5":
+            raise TrainingDivergedError("the training loss became NaN in epoch 1 near step 3")
+        return real_train(cfg)
+
+    monkeypatch.setattr(lineup, "train", train_or_diverge)
+    contenders = [parse_contender("lenet5"), parse_contender("lenet5_relu")]
+    report = run_comparison(contenders, tmp_path, dict(SETTINGS, data_dir=str(fashion_dir), epochs=1))
+    by_model = {r["model"]: r for r in report.rows}
+    assert by_model["lenet5"]["test_accuracy"] is None and "NaN" in by_model["lenet5"]["error"]
+    assert by_model["lenet5_relu"]["test_accuracy"] is not None
+    assert report.files["complexity"].exists()

@@ -360,10 +360,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
-    except (CliError, ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+    except Exception as err:  # noqa: BLE001  (user errors become one line; anything else is a bug: re-raised)
+        if not _is_user_error(err):
+            raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"cnnlab: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _is_user_error(err: Exception) -> bool:
+    """Errors that describe bad input or a run the user must change, not a defect of cnnlab."""
+    user_errors: tuple[type[Exception], ...] = (CliError, ValueError, KeyError, FileNotFoundError,
+                                                 NotADirectoryError, PermissionError)
+    train = sys.modules.get("cnnlab.train.loop")
+    if train is not None:
+        user_errors += (train.TrainingDivergedError,)
+    return isinstance(err, user_errors)
 
 
 if __name__ == "__main__":

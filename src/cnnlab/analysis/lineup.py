@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 
 from cnnlab.analysis.compare import TRAINED_COLUMNS, compare_models, join_results, reference_rows, render_rows
 from cnnlab.models import create_model, get_model_info
-from cnnlab.train import resolve_config, resume_training, train
+from cnnlab.train import TrainingDivergedError, resolve_config, resume_training, train
 from cnnlab.train.runlog import write_text_atomic
 
 __all__ = [
@@ -37,11 +38,12 @@ __all__ = [
 
 # The notes' lineup at Fashion-MNIST size, narrowed where the ImageNet widths would take hours on a CPU
 # (AlexNet, VGG, NiN) and shortened for DenseNet: one family each, about 10 minutes on 2 CPU cores.
+# AlexNet and NiN get batch norm: without it they diverge at the one-cycle peak rate of the fast recipe.
 DEMO_LINEUP: tuple[str, ...] = (
     "lenet5",
-    "alexnet:width_mult=0.25,hidden=256",
+    "alexnet:width_mult=0.25,hidden=256,norm_layer=batchnorm",
     "vgg11_bn:width_mult=0.25,hidden=256",
-    "nin_cifar:width_mult=0.25",
+    "nin_cifar:width_mult=0.25,norm_layer=batchnorm",
     "googlenet",
     "resnet20",
     "densenet_bc_100_12:block_config=(4,4,4),growth_rate=8",
@@ -129,14 +131,19 @@ def run_lineup(contenders: Sequence[Contender], out_dir: str | Path, settings: M
         action = "skip" if done.exists() else "resume" if (run_dir / "last.pt").exists() else "train"
         if on_start is not None:
             on_start(i, contender, action)
-        if action == "skip":
-            result = json.loads(done.read_text())
-        elif action == "resume":
-            result = resume_training(run_dir)
-        else:
-            cfg = resolve_config({**settings, "model": contender.model, "model_args": contender.model_args,
-                                  "out": str(run_dir)})
-            result = train(cfg)
+        try:
+            if action == "skip":
+                result = json.loads(done.read_text())
+            elif action == "resume":
+                result = resume_training(run_dir)
+            else:
+                cfg = resolve_config({**settings, "model": contender.model, "model_args": contender.model_args,
+                                      "out": str(run_dir)})
+                result = train(cfg)
+        except TrainingDivergedError as err:
+            # One network diverging must not cost the others: it is reported with its error, no accuracy.
+            print(f"cnnlab: {contender.label} failed: {err}", file=sys.stderr)
+            result = {"test_accuracy": None, "error": str(err)}
         results.append({**result, "model": contender.label})
     return results
 
@@ -153,6 +160,8 @@ def _static_rows(contenders: Sequence[Contender], results: Sequence[Mapping[str,
     """Parameters, MACs, memory, receptive field and depth of each trained network at its training input."""
     rows = []
     for contender, result in zip(contenders, results):
+        if "input_size" not in result:  # a run that failed: no trained network to describe
+            continue
         c, h, w = result["input_size"]
         with torch.device("meta"):
             module = create_model(contender.model, num_classes=result["num_classes"], in_chans=c,
@@ -187,6 +196,9 @@ def write_report(contenders: Sequence[Contender], results: Sequence[Mapping[str,
     write_text_atomic(files["csv"], render_rows(rows, "csv", TRAINED_COLUMNS))
     write_text_atomic(files["json"], json.dumps({"dataset": dataset, "budget": budget, "rows": rows}, indent=2,
                                                 default=str) + "\n")
+    if not any(r.get("test_accuracy") is not None for r in rows):
+        # Nothing trained to completion: the table says why; there is no accuracy to draw.
+        return LineupReport(rows=rows, files={k: v for k, v in files.items() if k in ("table", "csv", "json")})
     ref_rows = reference_rows(reference, None) if reference else ()
     complexity_chart(rows, dataset=dataset, budget=budget, reference=ref_rows).savefig(files["complexity"], dpi=130)
     accuracy_vs_time(rows, dataset=dataset, budget=budget).savefig(files["time"], dpi=130)
@@ -214,9 +226,9 @@ def run_comparison(contenders: Sequence[Contender], out_dir: str | Path, setting
                    on_start: Callable[[int, Contender, str], None] | None = None) -> LineupReport:
     """Train (or resume, or skip) every contender, then write the table and figures to ``out_dir``."""
     results = run_lineup(contenders, out_dir, settings, on_start)
-    dataset = results[0].get("data") or str(settings.get("data", ""))
+    dataset = next((r["data"] for r in results if r.get("data")), str(settings.get("data", "")))
     budget = budget_text(settings)
-    hardware = results[0].get("hardware") or {}
+    hardware = next((r["hardware"] for r in results if r.get("hardware")), {})
     if hardware.get("device") == "cpu":
         n = hardware["threads"]
         budget += f", {n} CPU thread{'s' if n != 1 else ''}"

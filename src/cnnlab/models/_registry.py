@@ -153,9 +153,14 @@ def _natural_key(name: str) -> list:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered network; ``None`` keyword values are dropped so the model's defaults apply."""
+    """Build a registered network; ``None`` keyword values are dropped so the model's defaults apply.
+
+    ``norm_layer`` and ``act_layer`` may be given by name ("batchnorm", "layernorm", "none", "relu", ...).
+    """
+    from cnnlab.models.layers import resolve_layer_names
+
     info = get_model_info(name)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    kwargs = resolve_layer_names({k: v for k, v in kwargs.items() if v is not None})
     model = info.builder(**kwargs)
     model.model_name = name
     if getattr(model, "min_input_size", None) is None:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "ACT_LAYERS",
     "Branches",
     "ClassifierHead",
     "ConvNormAct",
@@ -22,6 +23,8 @@ __all__ = [
     "init_kaiming",
     "make_act",
     "make_divisible",
+    "norm_layers",
+    "resolve_layer_names",
 ]
 
 # A norm or activation layer factory: called with the channel count (norm) or nothing (activation).
@@ -74,6 +77,36 @@ class ConvNormAct(nn.Sequential):
             self.bn = norm_layer(out_chs)
         if act_layer is not None:
             self.act = make_act(act_layer)
+
+
+# Layer names accepted wherever a builder takes norm_layer / act_layer (the CLI and config files pass text).
+ACT_LAYERS: dict[str, LayerFactory] = {
+    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
+    "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+}
+
+
+def norm_layers() -> dict[str, LayerFactory | None]:
+    """Norm names: PyTorch's batch norm, cnnlab.nn's from-scratch batch norm and (C, H, W) layer norm, none."""
+    from cnnlab import nn as cnn
+
+    return {"batchnorm": nn.BatchNorm2d, "scratch_batchnorm": cnn.BatchNorm2d, "layernorm": cnn.LayerNorm,
+            "none": None}
+
+
+def resolve_layer_names(kwargs: dict) -> dict:
+    """Builder kwargs with known ``norm_layer`` / ``act_layer`` names replaced by layer factories.
+
+    Unknown names pass through unchanged, so a family with names of its own (LeNet's "scaled_tanh")
+    still sees them and reports anything it does not know.
+    """
+    out = dict(kwargs)
+    norm, act = out.get("norm_layer"), out.get("act_layer")
+    if isinstance(norm, str) and norm.lower() in norm_layers():
+        out["norm_layer"] = norm_layers()[norm.lower()]
+    if isinstance(act, str) and act.lower() in ACT_LAYERS:
+        out["act_layer"] = ACT_LAYERS[act.lower()]
+    return out
 
 
 def make_act(act_layer: LayerFactory) -> nn.Module:
