@@ -306,13 +306,13 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from cnnlab.analysis.lineup import DEMO_LINEUP, DEMO_SETTINGS, parse_contender, run_comparison
+    from cnnlab.analysis.lineup import DEMO_LINEUP, DEMO_SETTINGS, budget_text, parse_contender, run_comparison
 
     contenders = [parse_contender(spec) for spec in DEMO_LINEUP]
     settings = dict(DEMO_SETTINGS, **{k: v for k, v in {"data_dir": args.data_dir, "quiet": args.quiet or None,
                                                           "threads": args.threads}.items() if v is not None})
     print(f"cnnlab demo: training {len(contenders)} networks on {settings['data']} "
-          f"({settings['epochs']} epoch each, recipe {settings['recipe']}) into {args.out}", file=sys.stderr)
+          f"({budget_text(settings)}) into {args.out}", file=sys.stderr)
     report = run_comparison(contenders, args.out, settings, reference=args.reference,
                             on_start=_announce(len(contenders)))
     _print_report(report, "table")
