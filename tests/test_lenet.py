@@ -154,7 +154,7 @@ def test_lecun98_init_bounds():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [({"pool": "median"}, "pool must be one of"),
-                                               ({"act_layer": "gelu"}, "act_layer must be one of"),
+                                               ({"act_layer": "softplus"}, "act_layer must be one of"),
                                                ({"head": "softmax"}, "head must be one of")])
 def test_bad_options_are_one_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

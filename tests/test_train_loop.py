@@ -75,6 +75,7 @@ def test_run_directory_contents(trained):
     assert sorted(p.name for p in out.iterdir()) == [
         "best.pt",
         "config.json",
+        "curve.jsonl",
         "last.pt",
         "metrics.csv",
         "metrics.jsonl",

@@ -64,7 +64,7 @@ def test_norm_is_injectable_and_bad_names_are_one_clear_error():
     model = build_meta("unet", norm_layer=lambda c: nn.GroupNorm(8, c))
     assert sum(isinstance(m, nn.GroupNorm) for m in model.modules()) == 18
     with pytest.raises(ValueError, match="norm_layer must be"):
-        cnnlab.create_model("unet", norm_layer="layernorm")
+        cnnlab.create_model("unet", norm_layer="instancenorm")
 
 
 @pytest.mark.parametrize(("h", "w"), [(16, 16), (32, 48), (80, 16)])
