@@ -47,7 +47,7 @@ def test_demo_lineup_spans_the_notes_and_builds():
 
 
 def test_budget_text():
-    assert budget_text({"epochs": 1, "recipe": "fast"}) == "1 epoch each, recipe fast"
+    assert budget_text({"epochs": 1, "recipe": "fast"}) == "1 epoch each, fast recipe"
     assert budget_text({"time_budget": 60, "epochs": 5}) == "60 s each, <= 5 epochs"
 
 

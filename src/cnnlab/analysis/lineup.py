@@ -172,6 +172,13 @@ def _static_rows(contenders: Sequence[Contender], results: Sequence[Mapping[str,
     return rows
 
 
+def _short_labels(contenders: Sequence[Contender]) -> dict[str, str]:
+    """Label -> model name (a '*' marks changed options), or the full label where names repeat."""
+    models = [c.model for c in contenders]
+    return {c.label: (c.model + ("*" if c.model_args else "")) if models.count(c.model) == 1 else c.label
+            for c in contenders}
+
+
 def _history(run_dir: Path, name: str) -> list[dict[str, Any]]:
     path = run_dir / name
     if not path.exists():
@@ -201,10 +208,14 @@ def write_report(contenders: Sequence[Contender], results: Sequence[Mapping[str,
     if not any(r.get("test_accuracy") is not None for r in rows):
         # Nothing trained to completion: the table says why; there is no accuracy to draw.
         return LineupReport(rows=rows, files={k: v for k, v in files.items() if k in ("table", "csv", "json")})
+    # Figures name each network by its model name alone where that is unambiguous; the table has the options.
+    short = _short_labels(contenders)
+    chart_rows = [{**r, "model": short.get(r["model"], r["model"])} for r in rows]
     ref_rows = reference_rows(reference, None) if reference else ()
-    complexity_chart(rows, dataset=dataset, budget=budget, reference=ref_rows).savefig(files["complexity"], dpi=130)
-    accuracy_vs_time(rows, dataset=dataset, budget=budget).savefig(files["time"], dpi=130)
-    curves = {c.label: _history(out / c.slug, "curve.jsonl") for c in contenders}
+    complexity_chart(chart_rows, dataset=dataset, budget=budget, reference=ref_rows).savefig(files["complexity"],
+                                                                                              dpi=130)
+    accuracy_vs_time(chart_rows, dataset=dataset, budget=budget).savefig(files["time"], dpi=130)
+    curves = {short[c.label]: _history(out / c.slug, "curve.jsonl") for c in contenders}
     learning_curves({k: v for k, v in curves.items() if v}, dataset=dataset, budget=budget,
                     metrics=("loss", "accuracy"), x="images").savefig(files["curves"], dpi=130)
     return LineupReport(rows=rows, files=files)
@@ -219,7 +230,7 @@ def budget_text(settings: Mapping[str, Any]) -> str:
         n = settings["epochs"]
         parts.append(f"{n} epoch{'s' if n != 1 else ''} each" if not settings.get("time_budget") else f"<= {n} epochs")
     if settings.get("recipe"):
-        parts.append(f"recipe {settings['recipe']}" + (f" at lr {settings['lr']:g}" if settings.get("lr") else ""))
+        parts.append(f"{settings['recipe']} recipe" + (f", lr {settings['lr']:g}" if settings.get("lr") else ""))
     return ", ".join(parts)
 
 
