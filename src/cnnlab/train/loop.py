@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from cnnlab.analysis.counting import count_macs, count_params
+from cnnlab.data import BatchSource
 from cnnlab.models import get_model_info
 from cnnlab.train.build import (
     aux_loss_weight,
@@ -64,7 +65,7 @@ from cnnlab.train.runtime import (
     set_deterministic,
     set_threads,
 )
-from cnnlab.train.schedules import Plateau, lr_at
+from cnnlab.train.schedules import Plateau, lr_at, steps_within_budget
 
 __all__ = ["RESUME_OVERRIDABLE", "TrainState", "TrainingDivergedError", "resume_training", "train"]
 
@@ -93,7 +94,7 @@ class TrainingDivergedError(RuntimeError):
 class TrainState:
     """Where a run is; saved in every checkpoint as plain numbers and lists."""
 
-    epochs: int  # planned epochs (a time budget may shorten it after the first epoch)
+    epochs: int  # planned epochs, the last maybe partial (a time budget shortens them in the first epoch)
     epoch: int = 0  # epochs completed
     step_in_epoch: int = 0  # steps completed in the current epoch
     global_step: int = 0  # optimizer steps completed
@@ -108,6 +109,7 @@ class TrainState:
     history: list[dict] = field(default_factory=list)  # one metrics row per epoch
     curve: list[dict] = field(default_factory=list)  # training loss/accuracy every log_every steps
     replanned: bool = False  # the schedule was fitted to --time-budget
+    total_steps: int | None = None  # the schedule's length when a time budget cut it (it may end mid-epoch)
     stop_reason: str | None = None
 
     def to_dict(self) -> dict:
@@ -136,6 +138,7 @@ class _Run:
     aux_weight: float
     session_start: float = 0.0
     wall_at_start: float = 0.0
+    budget_clocks: list[tuple[float, int]] = field(default_factory=list)  # (wall, step) to time steps from
     best_weights: dict | None = None
 
     @property
@@ -281,6 +284,7 @@ def _set_up(
         run.say(f"resuming {cfg.out} at epoch {state.epoch + 1}, step {state.step_in_epoch} of the epoch")
     run.log.write_json("config.json", cfg.to_dict())
     run.session_start, run.wall_at_start = time.perf_counter(), state.wall_seconds
+    run.budget_clocks = [(state.wall_seconds, state.global_step)]
     return run, state
 
 
@@ -338,7 +342,7 @@ def _current_lr(run: _Run, state: TrainState) -> float:
         state.global_step,
         name=cfg.schedule,
         base_lr=cfg.lr,
-        total=state.epochs * spe,
+        total=_total_steps(state, spe),
         steps_per_epoch=spe,
         warmup_steps=round(cfg.warmup_epochs * spe),
         gamma=cfg.gamma,
@@ -391,7 +395,7 @@ def _train_epoch(run: _Run, state: TrainState, stop_requested: dict) -> bool:
         images += y.numel()
         state.step_in_epoch += 1
         state.global_step += 1
-        last = state.step_in_epoch == steps
+        last = state.step_in_epoch == steps or state.global_step == state.total_steps
         checkpoint_due = cfg.checkpoint_every > 0 and state.global_step % cfg.checkpoint_every == 0
         local_stop = stop_requested["set"] and not run.env.enabled
         if not (last or checkpoint_due or local_stop or state.step_in_epoch % cfg.log_every == 0):
@@ -399,6 +403,7 @@ def _train_epoch(run: _Run, state: TrainState, stop_requested: dict) -> bool:
         now = time.perf_counter()
         stop, time_up = _sync(run, state, window, images, now - tick, stop_requested["set"], lr)
         tick, images = now, 0
+        _plan_budget(run, state)
         _update_bar(bar, state, steps, lr)
         if stop:
             state.stop_reason = "interrupted"
@@ -411,8 +416,14 @@ def _train_epoch(run: _Run, state: TrainState, stop_requested: dict) -> bool:
         if state.stop_reason is not None:
             bar.close()
             return last
+        if state.global_step >= _total_steps(state, steps):
+            break  # the planned schedule ends within this epoch
     bar.close()
     return True
+
+
+def _total_steps(state: TrainState, steps_per_epoch: int) -> int:
+    return state.total_steps if state.total_steps is not None else state.epochs * steps_per_epoch
 
 
 def _sync(
@@ -422,12 +433,13 @@ def _sync(
 
     Returns (stop requested, time budget spent); raises when the loss is no longer finite.
     """
-    state.wall_seconds = run.wall_at_start + time.perf_counter() - run.session_start
-    time_up = run.cfg.time_budget is not None and state.wall_seconds >= run.cfg.time_budget
-    host = torch.tensor([images, float(stop), float(time_up and run.env.is_main)], device=run.device)
+    wall = run.wall_at_start + time.perf_counter() - run.session_start
+    time_up = run.cfg.time_budget is not None and wall >= run.cfg.time_budget
+    main = float(run.env.is_main)
+    host = torch.tensor([images, float(stop), float(time_up) * main, wall * main], device=run.device)
     totals = all_reduce_sum(torch.cat([window, host]), run.env).tolist()
     window.zero_()
-    loss_sum, correct, seen, stop_votes, time_votes = totals
+    loss_sum, correct, seen, stop_votes, time_votes, state.wall_seconds = totals  # rank 0's clock for all
     if not math.isfinite(loss_sum):
         raise TrainingDivergedError(
             f"the training loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} in epoch "
@@ -479,6 +491,7 @@ def _update_bar(bar: tqdm, state: TrainState, steps: int, lr: float) -> None:
         refresh=False,
     )
     bar.n = state.step_in_epoch
+    bar.set_description(f"epoch {state.epoch + 1}/{state.epochs}", refresh=False)  # a budget may replan
     bar.refresh()
 
 
@@ -494,7 +507,7 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
     if run.data.val is not None:
         val = evaluate(run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env)
     state.epoch += 1
-    state.wall_seconds = run.wall_at_start + time.perf_counter() - run.session_start
+    state.wall_seconds = _main_wall(run)
     row = {
         "epoch": state.epoch,
         "step": state.global_step,
@@ -516,7 +529,7 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
     if improved:
         state.best_val, state.best_epoch = val["accuracy"], state.epoch
         run.best_weights = {k: v.detach().clone() for k, v in run.eval_model.state_dict().items()}
-    _fit_schedule_to_budget(run, state)
+    _revise_budget_plan(run, state)
     _save_last(run, state)
     if improved:
         _save_best(run, state)
@@ -539,20 +552,97 @@ def _epoch_line(row: dict, epochs: int) -> str:
     )
 
 
-def _fit_schedule_to_budget(run: _Run, state: TrainState) -> None:
-    """After the first epoch, shorten the planned epochs so the schedule ends within --time-budget."""
-    budget = run.cfg.time_budget
-    if budget is None or state.replanned or state.epoch != 1:
+def _plan_budget(run: _Run, state: TrainState) -> None:
+    """Once a tenth of the first epoch is timed, shorten the schedule to end within --time-budget.
+
+    Steps are timed from the first sync on, leaving out the first steps' one-time set-up costs (an
+    epoch too short to time that way is timed whole). ``_revise_budget_plan`` refines the plan at the
+    epochs' ends. Every rank plans from rank 0's clock (``_sync`` shares it), so all plan alike.
+    """
+    budget, steps = run.cfg.time_budget, len(run.data.train)
+    if budget is None or state.replanned or state.epoch != 0:
         return
+    last = state.step_in_epoch == steps
+    if len(run.budget_clocks) == 1 and not last:
+        run.budget_clocks.append((state.wall_seconds, state.global_step))  # the set-up costs are behind
+        return
+    since_wall, since_step = run.budget_clocks[-1]
+    if state.global_step - since_step < math.ceil(steps / 10) and not last:
+        return
+    if state.global_step == since_step:  # too short an epoch to time from the first sync
+        since_wall, since_step = run.budget_clocks[0]
     state.replanned = True
-    per_epoch = state.wall_seconds - (run.wall_at_start if run.wall_at_start else 0.0)
-    fits = 1 + int(max(budget - state.wall_seconds, 0.0) // max(per_epoch, 1e-9))
-    if fits < state.epochs:
-        state.epochs = fits
-        run.say(
-            f"time budget {budget:g} s: the schedule is shortened to {fits} epoch(s) "
-            f"(about {per_epoch:.1f} s each)"
-        )
+    per_step = (state.wall_seconds - since_wall) / max(state.global_step - since_step, 1)
+    _fit_to_budget(run, state, per_step, _total_steps(state, steps), revision=False)
+    run.budget_clocks.append((state.wall_seconds, state.global_step))  # revisions time from here
+
+
+def _revise_budget_plan(run: _Run, state: TrainState) -> None:
+    """At an epoch's end, refit the schedule to --time-budget from the time since the first plan.
+
+    After the first epoch the plan may grow (up to --epochs) as well as shrink: the first plan was timed
+    on a tenth of an epoch, which a busy moment can slow, and the one-cycle rate is still near its peak.
+    Later it only shrinks, when the run has slowed down; growing then would raise an annealed rate again.
+    """
+    budget, steps = run.cfg.time_budget, len(run.data.train)
+    since_wall, since_step = run.budget_clocks[-1]
+    if budget is None or state.epoch >= state.epochs or state.global_step - since_step < math.ceil(steps / 10):
+        return
+    # The time measured holds the validations of the epochs since: take them out to time a step.
+    epochs_timed = (state.global_step - since_step) / steps
+    val_seconds = _eval_reserves(run, (state.wall_seconds - since_wall) / (state.global_step - since_step))[0]
+    per_step = (state.wall_seconds - since_wall - epochs_timed * val_seconds) / (state.global_step - since_step)
+    limit = run.cfg.epochs * steps if state.epoch == 1 else _total_steps(state, steps)
+    _fit_to_budget(run, state, per_step, limit, revision=True)
+
+
+def _fit_to_budget(run: _Run, state: TrainState, per_step: float, limit: int, revision: bool) -> None:
+    """Plan the schedule's last step: as many steps as the budget holds at ``per_step``, up to ``limit``."""
+    steps = len(run.data.train)
+    val_seconds, test_seconds = _eval_reserves(run, per_step)
+    # 2% of the budget is left for the epochs' checkpoints and logs and for a slower machine later on.
+    left = 0.98 * run.cfg.time_budget - state.wall_seconds - test_seconds
+    total = state.global_step + steps_within_budget(left, per_step, steps, state.step_in_epoch, val_seconds)
+    if total % steps < steps // 50:
+        total -= total % steps  # a last epoch of a few steps would only clutter the logs
+    total = max(min(total, limit), state.global_step)
+    planned = _total_steps(state, steps)
+    if total == planned or (revision and abs(total - planned) <= planned // 100):
+        return  # a revision within 1% is speed noise, which the 2% margin absorbs
+    verb = "shortened" if total < planned else "lengthened"
+    state.total_steps = total if total < run.cfg.epochs * steps else None
+    state.epochs = math.ceil(total / steps)
+    run.say(
+        f"time budget {run.cfg.time_budget:g} s: the schedule is {verb} to {total / steps:.2f} epochs "
+        f"({total} steps of about {per_step:.3f} s; {test_seconds:.0f} s kept for the test)"
+    )
+
+
+def _eval_reserves(run: _Run, per_step: float) -> tuple[float, float]:
+    """Seconds of one validation pass and of the test, estimated from the seconds of a training step.
+
+    An image's forward pass costs about a third of its training step; half is reserved, for margin.
+    """
+    per_image = 0.5 * per_step / run.data.train.local_batch
+    views = 2 if run.cfg.tta_flip else 1
+    return (
+        views * _rank_images(run.data.val, run.env) * per_image,
+        views * _rank_images(run.data.test, run.env) * per_image,
+    )
+
+
+def _main_wall(run: _Run) -> float:
+    """Rank 0's wall seconds of the run, on every rank (plans made from it agree across ranks)."""
+    wall = run.wall_at_start + time.perf_counter() - run.session_start
+    if not run.env.enabled:
+        return wall
+    clock = torch.tensor([wall * float(run.env.is_main)], dtype=torch.float64, device=run.device)
+    return all_reduce_sum(clock, run.env).item()
+
+
+def _rank_images(source: BatchSource | None, env: DistEnv) -> int:
+    """Images one process evaluates in a pass over ``source`` (ranks share evaluation sets)."""
+    return 0 if source is None else math.ceil(source.num_samples / env.world_size)
 
 
 def _weights_finite(model: nn.Module) -> bool:
@@ -627,7 +717,8 @@ def _finish(run: _Run, state: TrainState) -> dict:
         "best_val_accuracy": state.best_val,
         "epochs_completed": state.epoch,
         "steps": state.global_step,
-        "stopped_early": state.stop_reason or ("time budget" if state.epochs < cfg.epochs else None),
+        "stopped_early": state.stop_reason
+        or ("time budget" if state.total_steps is not None or state.epochs < cfg.epochs else None),
         "params": count_params(model),
         "macs": count_macs(model, (run.data.meta["in_chans"], size, size)),
         "input_size": [run.data.meta["in_chans"], size, size],

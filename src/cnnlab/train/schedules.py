@@ -18,6 +18,7 @@ __all__ = [
     "multistep",
     "onecycle",
     "step_decay",
+    "steps_within_budget",
     "warmup",
 ]
 
@@ -60,6 +61,25 @@ def onecycle(
 def _cos_between(start: float, end: float, progress: float) -> float:
     progress = min(max(progress, 0.0), 1.0)
     return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def steps_within_budget(
+    seconds: float, step_seconds: float, steps_per_epoch: int, steps_done: int = 0, val_seconds: float = 0.0
+) -> int:
+    """How many more training steps fit in ``seconds``, counting the validation that ends each epoch.
+
+    The run stands ``steps_done`` steps into an epoch; a step takes ``step_seconds`` and every epoch end,
+    that of a last partial epoch too, ``val_seconds``. The answer may end mid-epoch.
+    """
+    epoch_cost = steps_per_epoch * step_seconds + val_seconds
+    this_epoch = steps_per_epoch - steps_done
+    if seconds < this_epoch * step_seconds + val_seconds:
+        return max(int((seconds - val_seconds) // step_seconds), 0)
+    left = seconds - this_epoch * step_seconds - val_seconds
+    whole = int(left // epoch_cost)
+    left -= whole * epoch_cost
+    partial = int((left - val_seconds) // step_seconds) if left > val_seconds else 0
+    return this_epoch + whole * steps_per_epoch + min(partial, steps_per_epoch - 1)
 
 
 @dataclass

@@ -1,0 +1,86 @@
+"""--time-budget: the schedule is fitted early in the first epoch, evaluations included."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from _tiny import TINY, make_idx_dataset, tiny_models  # noqa: F401  (tiny_models is a fixture)
+from cnnlab.train import TrainConfig, train
+from cnnlab.train import loop as loop_module
+from cnnlab.train.schedules import steps_within_budget
+
+pytestmark = pytest.mark.usefixtures("tiny_models")
+
+
+def _cost(n: int, step: float, steps: int, done: int, val: float) -> float:
+    """Seconds of ``n`` more steps from ``done`` steps into an epoch: steps, then every epoch end's validation."""
+    return n * step + val * math.ceil((done + n) / steps)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "done", "val"),
+    [(300.0, 50, 1.0), (900.0, 12, 0.0), (61.0, 30, 0.5), (14.5, 0, 2.0), (3.0, 90, 0.25), (0.5, 10, 0.5)],
+)
+def test_steps_within_budget_is_the_longest_plan_that_fits(seconds, done, val):
+    step, steps = 0.125, 100  # 12.5 s of steps per epoch; binary fractions keep the boundaries exact
+    fits = steps_within_budget(seconds, step, steps, done, val)
+    longest = max((n for n in range(20_000) if _cost(n, step, steps, done, val) <= seconds), default=0)
+    assert fits == longest
+
+
+def _budgeted_run(tmp_path, monkeypatch, tick, budget: float) -> tuple[dict, list[dict]]:
+    """A tiny one-cycle run under --time-budget with a fake clock advancing ``tick(n)`` at its n-th reading."""
+    clock = {"now": 0.0, "reads": 0}
+
+    def perf_counter() -> float:
+        clock["reads"] += 1
+        clock["now"] += tick(clock["reads"])
+        return clock["now"]
+
+    monkeypatch.setattr(loop_module, "time", SimpleNamespace(perf_counter=perf_counter))
+    data = make_idx_dataset(tmp_path / "fashion", n_train=640, n_test=64)
+    cfg = TrainConfig(
+        model=TINY,
+        data="fashion-mnist",
+        data_dir=str(data),
+        download=False,
+        epochs=50,
+        batch_size=32,
+        val_split=0,
+        lr=0.05,
+        schedule="onecycle",
+        time_budget=budget,
+        log_every=1,
+        threads=1,
+        quiet=True,
+        out=str(tmp_path / "run"),
+    )
+    results = train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    return results, rows
+
+
+def test_budgeted_run_is_planned_in_its_first_epoch(tmp_path, monkeypatch, capsys):
+    """With a steady clock the plan made a tenth into the first epoch holds, and the run fits it."""
+    results, rows = _budgeted_run(tmp_path, monkeypatch, lambda n: 0.01, budget=3.0)
+    assert "schedule is shortened" in capsys.readouterr().err
+    assert 2 <= results["epochs_completed"] < 50 and results["stopped_early"] == "time budget"
+    assert 0.9 * 3.0 <= results["wall_seconds"] <= 3.0  # the plan may end mid-epoch: no idle last epoch
+    # The one-cycle schedule followed the shortened plan from the first epoch: it rose to its peak
+    # within the run and annealed to (almost) zero by the last step.
+    assert max(r["lr"] for r in rows) > 0.5 * 0.05 and rows[-1]["lr"] < 1e-3 * 0.05
+    assert rows[-1]["step"] == results["steps"]  # the plan ended the run, not the clock
+
+
+def test_plan_timed_on_a_slow_start_is_lengthened_after_the_first_epoch(tmp_path, monkeypatch, capsys):
+    """A start ten times slower than the rest (another program busy) first plans too few epochs."""
+    results, rows = _budgeted_run(tmp_path, monkeypatch, lambda n: 0.1 if n <= 8 else 0.01, budget=6.0)
+    err = capsys.readouterr().err
+    first = float(err.split("shortened to ")[1].split(" epoch")[0])
+    assert "schedule is lengthened" in err
+    assert results["epochs_completed"] > first and 0.9 * 6.0 <= results["wall_seconds"] <= 6.0
+    assert rows[-1]["step"] == results["steps"] and rows[-1]["lr"] < 1e-3 * 0.05
