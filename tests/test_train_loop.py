@@ -57,6 +57,7 @@ def _cfg(data_dir: Path, out: Path, **kw) -> TrainConfig:
         quiet=True,
         out=str(out),
         download=False,
+        tensorboard=False,
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -289,3 +290,35 @@ def test_curve_logs_training_loss_within_epochs(fashion_dir, tmp_path):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert rows[-1]["images"] == pytest.approx(results["images_per_second"] * results["train_seconds"], rel=1e-6)
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 for r in rows)
+
+
+def test_tensorboard_scalars_match_the_metrics_across_a_resume(fashion_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb"
+    train(_cfg(fashion_dir, out, epochs=2, tensorboard=True))
+    resume_training(out, {"epochs": 3})  # the resumed session appends epoch 3 to the same log
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"train_loss", "train_accuracy", "val_accuracy", "lr", "images_per_second"} <= set(
+        events.Tags()["scalars"]
+    )
+    for key in ("train_loss", "val_accuracy", "lr"):
+        logged = {e.step: e.value for e in events.Scalars(key)}
+        assert logged == pytest.approx({row["epoch"]: row[key] for row in lines})
+
+
+def test_tensorboard_off_writes_no_log(fashion_dir, tmp_path):
+    train(_cfg(fashion_dir, tmp_path / "notb", epochs=1, tensorboard=False))
+    assert not (tmp_path / "notb" / "tensorboard").exists()
+
+
+@pytest.mark.slow
+def test_compiled_training_saves_plain_weights(fashion_dir, tmp_path):
+    torch._dynamo.reset()
+    out = tmp_path / "compiled"
+    results = train(_cfg(fashion_dir, out, epochs=1, compile=True))
+    state = load_checkpoint(out / "last.pt")["model"]
+    assert not any("_orig_mod" in key for key in state)  # loadable without torch.compile
+    assert evaluate_checkpoint(out / "last.pt", device="cpu")["accuracy"] == pytest.approx(results["test_accuracy"])

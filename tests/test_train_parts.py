@@ -157,6 +157,35 @@ def test_amp_on_cpu_depends_on_fast_bf16(monkeypatch):
         runtime.resolve_amp("fp16", cpu)
 
 
+def _proc_stat(tmp_path, name: str, per_cpu_busy_idle: list[tuple[int, int]]) -> str:
+    lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
+    for i, (busy, idle) in enumerate(per_cpu_busy_idle):
+        lines.append(f"cpu{i} {busy} 0 0 {idle} 0 0 0 0 0 0")
+    path = tmp_path / name
+    path.write_text("\n".join(lines + ["intr 1 2 3", "ctxt 5"]) + "\n")
+    return str(path)
+
+
+def test_read_cpu_times_parses_proc_stat(tmp_path):
+    path = _proc_stat(tmp_path, "stat", [(30, 70), (5, 95)])
+    assert runtime.read_cpu_times(path) == {0: (30, 100), 1: (5, 100)}
+    assert runtime.read_cpu_times(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize(("second_busy", "expected_free"), [(0, 2), (20, 1), (10, 2)])
+def test_free_cores_counts_what_others_use_now(tmp_path, monkeypatch, second_busy, expected_free):
+    # CPU 1 goes from 0 to second_busy busy jiffies out of 20 during the sample; CPU 0 stays idle.
+    first = _proc_stat(tmp_path, "a", [(0, 0), (0, 0)])
+    second = _proc_stat(tmp_path, "b", [(0, 20), (second_busy, 20 - second_busy)])
+    readings = iter([runtime.read_cpu_times(first), runtime.read_cpu_times(second)])
+    monkeypatch.setattr(runtime, "read_cpu_times", lambda path="/proc/stat": next(readings))
+    monkeypatch.setattr(runtime, "_allowed_cpus", lambda: [0, 1])
+    monkeypatch.setattr(runtime.time, "sleep", lambda seconds: None)
+    # A long-lagging load average must not matter: only the sampled window counts.
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (2.0, 2.0, 2.0), raising=False)
+    assert runtime.free_cores() == expected_free
+
+
 # -- building, fine-tuning, freezing -----------------------------------------------------------------
 
 

@@ -37,13 +37,9 @@ class RunLog:
         self.dir = Path(run_dir)
         self.enabled = enabled
         self._tb = None
-        if not enabled:
-            return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if tensorboard and importlib.util.find_spec("tensorboard") is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.dir / "tensorboard"))
+        self._use_tb = enabled and tensorboard and importlib.util.find_spec("tensorboard") is not None
+        if enabled:
+            self.dir.mkdir(parents=True, exist_ok=True)
 
     def write_json(self, name: str, data: Any) -> None:
         if self.enabled:
@@ -67,8 +63,13 @@ class RunLog:
 
     def log_epoch(self, row: dict) -> None:
         """One epoch's scalars to TensorBoard, when it is installed."""
-        if self._tb is None:
+        if not self._use_tb:
             return
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # A resumed run rewrites the epoch it was killed in: purge what the killed session logged from it on.
+            self._tb = SummaryWriter(str(self.dir / "tensorboard"), purge_step=row["epoch"])
         for key, value in row.items():
             if key not in ("epoch", "step") and isinstance(value, int | float) and value is not None:
                 self._tb.add_scalar(key, value, row["epoch"])
@@ -77,3 +78,4 @@ class RunLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+            self._tb = None

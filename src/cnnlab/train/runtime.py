@@ -6,6 +6,7 @@ import os
 import platform
 import random
 import sys
+import time
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
@@ -13,10 +14,12 @@ import torch
 
 __all__ = [
     "autocast",
+    "busy_cores",
     "cpu_has_fast_bf16",
     "free_cores",
     "hardware_info",
     "notice",
+    "read_cpu_times",
     "resolve_amp",
     "seed_everything",
     "select_device",
@@ -48,11 +51,54 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def _allowed_cpus() -> list[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def read_cpu_times(path: str = "/proc/stat") -> dict[int, tuple[int, int]] | None:
+    """Per-CPU (busy, total) jiffies from Linux's /proc/stat; None where there is no such file."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    times = {}
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            # user nice system idle iowait irq softirq steal: idle and iowait are the free time
+            ticks = [int(v) for v in fields[:8]]
+            total = sum(ticks)
+            times[int(name[3:])] = (total - ticks[3] - ticks[4], total)
+    return times or None
+
+
+def busy_cores(cpus: list[int], window: float = 0.2) -> float:
+    """How many of ``cpus`` other processes keep busy now, sampled over ``window`` seconds.
+
+    The 1-minute load average would lag: a run started just after another ended (or after this
+    process's own previous run, as in a comparison) would still see the old load and take too few threads.
+    """
+    before = read_cpu_times()
+    if before is None:
+        return float(round(os.getloadavg()[0])) if hasattr(os, "getloadavg") else 0.0
+    time.sleep(window)
+    after = read_cpu_times() or {}
+    busy = 0.0
+    for cpu in cpus:
+        if cpu in before and cpu in after:
+            spent = after[cpu][1] - before[cpu][1]
+            busy += (after[cpu][0] - before[cpu][0]) / spent if spent > 0 else 0.0
+    return busy
+
+
 def free_cores(processes: int = 1) -> int:
-    """Cores this process may use and that are not busy (1-minute load average), split over ``processes``."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, min(cores, cores - busy) // max(processes, 1))
+    """Cores this process may use and that other processes leave idle now, split over ``processes``."""
+    cpus = _allowed_cpus()
+    busy = round(busy_cores(cpus))
+    return max(1, min(len(cpus), len(cpus) - busy) // max(processes, 1))
 
 
 def set_threads(threads: int | None, processes: int = 1) -> int:
