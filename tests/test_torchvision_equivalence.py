@@ -13,16 +13,18 @@ from cnnlab.analysis.counting import count_macs, count_params
 SHARED = [n for n in cnnlab.list_models() if cnnlab.get_model_info(n).torchvision]
 # torchvision's published num_params leaves out GoogLeNet's auxiliary heads (its weights drop them).
 PUBLISHED_KWARGS = {"googlenet": {"aux_logits": False}}
+# torchvision warns unless these two are told their (truncated-normal) init explicitly.
+INIT_KWARGS = {"googlenet": {"init_weights": True}, "inception_v3": {"init_weights": True}}
 
 
 def _tv_meta(tv_name: str, **kwargs) -> torch.nn.Module:
     # A few torchvision builders compute widths with torch ops, which meta tensors cannot do.
     try:
         with torch.device("meta"):
-            return torchvision.models.get_model(tv_name, weights=None, **kwargs)
+            return torchvision.models.get_model(tv_name, weights=None, **INIT_KWARGS.get(tv_name, {}), **kwargs)
     except (NotImplementedError, RuntimeError):
         with skip_init():
-            return torchvision.models.get_model(tv_name, weights=None, **kwargs)
+            return torchvision.models.get_model(tv_name, weights=None, **INIT_KWARGS.get(tv_name, {}), **kwargs)
 
 
 def test_shared_networks_are_covered():
@@ -66,7 +68,9 @@ def _randomize_norms(model: torch.nn.Module) -> None:
 def test_converted_torchvision_weights_give_identical_outputs(name):
     info = cnnlab.get_model_info(name)
     torch.manual_seed(0)
-    theirs = torchvision.models.get_model(info.torchvision, weights=None).eval()
+    theirs = torchvision.models.get_model(
+        info.torchvision, weights=None, **INIT_KWARGS.get(info.torchvision, {})
+    ).eval()
     _randomize_norms(theirs)
     ours = cnnlab.create_model(name).eval()
     converted = cnnlab.convert_torchvision(name, theirs.state_dict())
