@@ -123,6 +123,15 @@ def test_load_checkpoint_is_weights_only(tmp_path):
         load_checkpoint(path)
 
 
+def test_missing_best_checkpoint_points_at_last(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"does not exist$"):
+        load_checkpoint(tmp_path / "best.pt")
+    save_atomic({"w": torch.zeros(1)}, tmp_path / "last.pt")
+    with pytest.raises(FileNotFoundError, match=r"validation split .*last\.pt"):
+        load_checkpoint(tmp_path / "best.pt")
+    assert torch.equal(load_checkpoint(tmp_path)["w"], torch.zeros(1))  # a run directory means its last.pt
+
+
 def test_rng_states_round_trip(tmp_path):
     gen, mix = torch.Generator().manual_seed(3), random.Random(4)
     state = capture_rng(gen, mix)

@@ -53,7 +53,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.is_dir():
         path = path / "last.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        hint = ""
+        if path.name == "best.pt" and (path.parent / "last.pt").is_file():
+            last = path.parent / "last.pt"
+            hint = f"; best.pt is written only when a run keeps a validation split (--val-split), use {last}"
+        raise FileNotFoundError(f"checkpoint {path} does not exist{hint}")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001  (pickle, zip and unsafe-type errors all mean the same here)
