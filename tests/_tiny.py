@@ -182,3 +182,25 @@ def tiny_models():
     register_tiny()
     yield TINY
     unregister_tiny()
+
+
+def train_argv(data_dir: Path, epochs: int = 2, *flags: str) -> list[str]:
+    """``cnnlab train`` arguments for the tiny network on 320 generated images: batches of 32, 64 held out."""
+    return [
+        "train",
+        TINY,
+        "--data-dir",
+        str(data_dir),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "32",
+        "--val-split",
+        "64",
+        "--threads",
+        "1",
+        "--quiet",
+        "--device",
+        "cpu",
+        *flags,
+    ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _tiny import TINY, make_idx_dataset
+from _tiny import make_idx_dataset, train_argv
 from cnnlab.train import load_checkpoint
 
 DRIVER = Path(__file__).with_name("_driver.py")
@@ -22,32 +22,11 @@ def test_two_gloo_processes_match_one(tmp_path):
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("this PyTorch build has no gloo backend")
     data = make_idx_dataset(tmp_path / "data", n_train=320, n_test=64)
-    common = [
-        "train",
-        TINY,
-        "--data-dir",
-        str(data),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--val-split",
-        "64",
-        "--threads",
-        "1",
-        "--quiet",
-        "--crop-padding",
-        "2",
-        "--hflip",
-        "--random-erasing",
-        "0.3",
-        "--lr",
-        "0.05",
-        "--device",
-        "cpu",
-        "--checkpoint-every",
-        "5",
-    ]
+    common = train_argv(
+        data,
+        2,
+        *("--crop-padding", "2", "--hflip", "--random-erasing", "0.3", "--lr", "0.05", "--checkpoint-every", "5"),
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     procs = {

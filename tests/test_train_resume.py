@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _tiny import TINY, make_idx_dataset, state_dicts_equal
+from _tiny import make_idx_dataset, state_dicts_equal, train_argv
 from cnnlab.train import load_checkpoint
 
 DRIVER = Path(__file__).with_name("_driver.py")
@@ -44,39 +44,12 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str]:
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     data = make_idx_dataset(tmp_path / "data", n_train=320, n_test=64)
     # Every random source is in play: dropout, crops, flips, erasing, mixup, EMA.
-    common = [
-        "train",
-        TINY,
-        "--data-dir",
-        str(data),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "32",
-        "--val-split",
-        "64",
-        "--checkpoint-every",
-        "3",
-        "--deterministic",
-        "--threads",
-        "1",
-        "--quiet",
-        "--drop-rate",
-        "0.2",
-        "--crop-padding",
-        "2",
-        "--hflip",
-        "--random-erasing",
-        "0.3",
-        "--mixup",
-        "0.2",
-        "--ema-decay",
-        "0.9",
-        "--lr",
-        "0.05",
-        "--device",
-        "cpu",
-    ]
+    common = train_argv(
+        data,
+        3,
+        *("--checkpoint-every", "3", "--deterministic", "--drop-rate", "0.2", "--crop-padding", "2", "--hflip"),
+        *("--random-erasing", "0.3", "--mixup", "0.2", "--ema-decay", "0.9", "--lr", "0.05"),
+    )
     whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
     whole = _run([*common, "--out", str(whole_dir)])
     killed = _run([*common, "--out", str(killed_dir)], kill_at=KILL_AT)
@@ -106,25 +79,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
 
 def test_ctrl_c_checkpoints_the_current_step(tmp_path):
     data = make_idx_dataset(tmp_path / "data", n_train=320, n_test=64)
-    argv = [
-        "train",
-        TINY,
-        "--data-dir",
-        str(data),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--val-split",
-        "64",
-        "--threads",
-        "1",
-        "--quiet",
-        "--out",
-        str(tmp_path / "run"),
-        "--device",
-        "cpu",
-    ]
+    argv = train_argv(data, 2, "--out", str(tmp_path / "run"))
     code, log = _finish(_run(argv, kill_at=5, sig="INT"))
     assert code == 130, log
     assert f"cnnlab train --resume {tmp_path / 'run'}" in log
