@@ -149,6 +149,10 @@ class _Run:
     def run_dir(self) -> Path:
         return self.log.dir
 
+    def local_wall(self) -> float:
+        """This process's wall seconds of the run, earlier sessions of a resumed run included."""
+        return self.wall_at_start + time.perf_counter() - self.session_start
+
     def say(self, message: str) -> None:
         notice(message, self.env.is_main)
 
@@ -433,7 +437,7 @@ def _sync(
 
     Returns (stop requested, time budget spent); raises when the loss is no longer finite.
     """
-    wall = run.wall_at_start + time.perf_counter() - run.session_start
+    wall = run.local_wall()
     time_up = run.cfg.time_budget is not None and wall >= run.cfg.time_budget
     main = float(run.env.is_main)
     host = torch.tensor([images, float(stop), float(time_up) * main, wall * main], device=run.device)
@@ -633,7 +637,7 @@ def _eval_reserves(run: _Run, per_step: float) -> tuple[float, float]:
 
 def _main_wall(run: _Run) -> float:
     """Rank 0's wall seconds of the run, on every rank (plans made from it agree across ranks)."""
-    wall = run.wall_at_start + time.perf_counter() - run.session_start
+    wall = run.local_wall()
     if not run.env.enabled:
         return wall
     clock = torch.tensor([wall * float(run.env.is_main)], dtype=torch.float64, device=run.device)
@@ -723,7 +727,7 @@ def _finish(run: _Run, state: TrainState) -> dict:
         "macs": count_macs(model, (run.data.meta["in_chans"], size, size)),
         "input_size": [run.data.meta["in_chans"], size, size],
         "num_classes": len(run.data.meta["classes"]),
-        "wall_seconds": run.wall_at_start + time.perf_counter() - run.session_start,
+        "wall_seconds": run.local_wall(),
         "train_seconds": state.train_seconds,
         "images_per_second": state.train_images / max(state.train_seconds, 1e-9),
         "hardware": hardware_info(run.device, run.threads, run.env.world_size),

@@ -71,7 +71,7 @@ class RunLog:
             # A resumed run rewrites the epoch it was killed in: purge what the killed session logged from it on.
             self._tb = SummaryWriter(str(self.dir / "tensorboard"), purge_step=row["epoch"])
         for key, value in row.items():
-            if key not in ("epoch", "step") and isinstance(value, int | float) and value is not None:
+            if key not in ("epoch", "step") and isinstance(value, int | float):
                 self._tb.add_scalar(key, value, row["epoch"])
         self._tb.flush()
 

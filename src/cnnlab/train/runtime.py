@@ -66,7 +66,7 @@ def read_cpu_times(path: str = "/proc/stat") -> dict[int, tuple[int, int]] | Non
         return None
     times = {}
     for line in lines:
-        name, *fields = line.split()
+        name, *fields = line.split() or [""]
         if name.startswith("cpu") and name[3:].isdigit():
             # user nice system idle iowait irq softirq steal: idle and iowait are the free time
             ticks = [int(v) for v in fields[:8]]
@@ -98,7 +98,7 @@ def free_cores(processes: int = 1) -> int:
     """Cores this process may use and that other processes leave idle now, split over ``processes``."""
     cpus = _allowed_cpus()
     busy = round(busy_cores(cpus))
-    return max(1, min(len(cpus), len(cpus) - busy) // max(processes, 1))
+    return max(1, (len(cpus) - busy) // max(processes, 1))
 
 
 def set_threads(threads: int | None, processes: int = 1) -> int:
