@@ -12,7 +12,8 @@ from torch import nn
 
 import cnnlab
 from _tiny import TINY, TINY_NODROP, tiny_models  # noqa: F401  (fixture)
-from cnnlab.train import TrainConfig, load_checkpoint, runtime, save_atomic
+from cnnlab.files import save_torch_atomic as save_atomic
+from cnnlab.train import TrainConfig, load_checkpoint, runtime
 from cnnlab.train.build import build_model, freeze_backbone, load_initial_weights, split_outputs
 from cnnlab.train.checkpoint import capture_rng, restore_rng
 from cnnlab.train.optim import ModelEma, build_optimizer, param_groups

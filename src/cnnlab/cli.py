@@ -236,7 +236,7 @@ def _train_and_compare(args: argparse.Namespace, specs: Sequence[str], shared: d
     import contextlib
     import time
 
-    from cnnlab.analysis.lineup import parse_contender, run_comparison
+    from cnnlab.experiments.lineup import parse_contender, run_comparison
 
     if not specs:
         raise CliError("name the networks to train, e.g. `cnnlab compare lenet5 resnet20 --train --epochs 1`")
@@ -306,7 +306,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from cnnlab.analysis.lineup import DEMO_LINEUP, DEMO_SETTINGS, budget_text, parse_contender, run_comparison
+    from cnnlab.experiments.lineup import DEMO_LINEUP, DEMO_SETTINGS, budget_text, parse_contender, run_comparison
 
     contenders = [parse_contender(spec) for spec in DEMO_LINEUP]
     settings = dict(DEMO_SETTINGS, **{k: v for k, v in {"data_dir": args.data_dir, "quiet": args.quiet or None,
@@ -370,7 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_user_error(err: Exception) -> bool:
     """Errors that describe bad input or a run the user must change, not a defect of cnnlab."""
-    user_errors: tuple[type[Exception], ...] = (CliError, ValueError, KeyError, FileNotFoundError,
+    from cnnlab.errors import CnnlabError
+
+    user_errors: tuple[type[Exception], ...] = (CnnlabError, CliError, ValueError, KeyError, FileNotFoundError,
                                                  NotADirectoryError, PermissionError)
     train = sys.modules.get("cnnlab.train.loop")
     if train is not None:

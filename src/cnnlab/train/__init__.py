@@ -1,6 +1,6 @@
 """Training: one config dataclass, schedules, the loop, checkpoints, evaluation and distributed set-up."""
 
-from cnnlab.train.checkpoint import load_checkpoint, save_atomic
+from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import (
     RECIPES,
     TrainConfig,
@@ -40,6 +40,5 @@ __all__ = [
     "predict_logits",
     "resolve_config",
     "resume_training",
-    "save_atomic",
     "train",
 ]

@@ -6,11 +6,8 @@ as a dict, random-number-generator states as tensors.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,30 +18,9 @@ __all__ = [
     "is_cnnlab_checkpoint",
     "load_checkpoint",
     "restore_rng",
-    "save_atomic",
 ]
 
 CHECKPOINT_FORMAT = "cnnlab-checkpoint-v1"
-
-
-def save_atomic(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` with torch.save to a temporary file beside ``path``, then rename it into place.
-
-    A crash at any moment leaves either the old file or the new one, never a half-written file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from cnnlab.analysis.counting import count_macs, count_params
 from cnnlab.data import BatchSource
+from cnnlab.files import save_torch_atomic
 from cnnlab.models import get_model_info
 from cnnlab.train.build import (
     aux_loss_weight,
@@ -40,7 +41,6 @@ from cnnlab.train.checkpoint import (
     is_cnnlab_checkpoint,
     load_checkpoint,
     restore_rng,
-    save_atomic,
 )
 from cnnlab.train.config import TrainConfig, resolve_config
 from cnnlab.train.distributed import (
@@ -680,7 +680,7 @@ def _save_last(run: _Run, state: TrainState) -> None:
         )
     rng = gather_objects(capture_rng(run.aug_gen, run.mix_rng), run.env)
     if run.env.is_main:
-        save_atomic(_checkpoint(run, state, rng), run.run_dir / "last.pt")
+        save_torch_atomic(_checkpoint(run, state, rng), run.run_dir / "last.pt")
     run.log.write_jsonl("curve.jsonl", state.curve)  # kept in step with the checkpoint
 
 
@@ -698,7 +698,7 @@ def _save_best(run: _Run, state: TrainState) -> None:
             "step": state.global_step,
             "val_accuracy": state.best_val,
         }
-        save_atomic(best, run.run_dir / "best.pt")
+        save_torch_atomic(best, run.run_dir / "best.pt")
 
 
 def _finish(run: _Run, state: TrainState) -> dict:

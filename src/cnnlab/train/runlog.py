@@ -9,25 +9,12 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLog", "write_text_atomic"]
+from cnnlab.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["RunLog"]
 
 
 class RunLog:
@@ -43,7 +30,7 @@ class RunLog:
 
     def write_json(self, name: str, data: Any) -> None:
         if self.enabled:
-            write_text_atomic(self.dir / name, json.dumps(data, indent=2) + "\n")
+            write_json_atomic(self.dir / name, data)
 
     def write_metrics(self, history: list[dict]) -> None:
         """metrics.csv and metrics.jsonl from the full per-epoch history."""
@@ -55,11 +42,11 @@ class RunLog:
         writer.writeheader()
         writer.writerows(history)
         write_text_atomic(self.dir / "metrics.csv", buf.getvalue())
-        write_text_atomic(self.dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+        write_jsonl_atomic(self.dir / "metrics.jsonl", history)
 
     def write_jsonl(self, name: str, rows: list[dict]) -> None:
         if self.enabled:
-            write_text_atomic(self.dir / name, "".join(json.dumps(row) + "\n" for row in rows))
+            write_jsonl_atomic(self.dir / name, rows)
 
     def log_epoch(self, row: dict) -> None:
         """One epoch's scalars to TensorBoard, when it is installed."""

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from _tiny import make_idx_dataset
-from cnnlab.analysis.lineup import DEMO_LINEUP, Contender, budget_text, parse_contender, run_comparison
 from cnnlab.cli import main
+from cnnlab.experiments.lineup import DEMO_LINEUP, Contender, budget_text, parse_contender, run_comparison
 from cnnlab.models import UnknownModelError
 
 
@@ -92,7 +92,7 @@ def test_cli_compare_train_and_errors(fashion_dir, tmp_path, capsys):
 
 
 def test_a_diverging_network_is_reported_and_the_others_still_train(fashion_dir, tmp_path, monkeypatch):
-    import cnnlab.analysis.lineup as lineup
+    import cnnlab.experiments.lineup as lineup
     from cnnlab.train import TrainingDivergedError
 
     real_train = lineup.train

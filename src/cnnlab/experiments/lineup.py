@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from cnnlab.analysis.compare import TRAINED_COLUMNS, compare_models, join_results, reference_rows, render_rows
+from cnnlab.files import write_text_atomic
 from cnnlab.models import create_model, get_model_info
 from cnnlab.train import TrainingDivergedError, resolve_config, resume_training, train
-from cnnlab.train.runlog import write_text_atomic
 
 __all__ = [
     "DEMO_LINEUP",

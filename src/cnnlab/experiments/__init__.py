@@ -1,0 +1,1 @@
+"""Experiments: everything that trains or evaluates several networks (comparisons, sweeps, landscapes, claims)."""
