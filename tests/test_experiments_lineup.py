@@ -86,8 +86,11 @@ def test_cli_compare_train_and_errors(fashion_dir, tmp_path, capsys):
     rows = json.loads(out.out)
     assert rows[0]["model"] == "lenet5_relu" and rows[0]["test_accuracy"] is not None
     assert "learning_curves.png" in out.err
-    assert main(["compare", "vgg11:width_mult=0.25"]) == 2
-    assert "for --train" in capsys.readouterr().err
+    # The same NAME:key=value form works without --train: the network is measured with its options.
+    assert main(["compare", "vgg11:width_mult=0.25", "vgg11", "--input", "1x32x32", "--format", "json"]) == 0
+    static = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in static] == ["vgg11(width_mult=0.25)", "vgg11"]
+    assert static[0]["params"] < static[1]["params"] and static[0]["macs"] < static[1]["macs"] / 2
     assert main(["compare", "--train"]) == 2
 
 

@@ -329,7 +329,7 @@ def test_cli_summary_formats(capsys, fmt, marker):
     (["summary", "lenet5", "--input", "1x28"], "(B, C, H, W)"),
     (["summary", "lenet5", "--input", "28x28x"], "CxHxW"),
     (["summary", "lenett5"], "unknown model"),
-    (["summary", "resnet20", "drop_rate"], "KEY=VALUE"),
+    (["summary", "resnet20", "drop_rate"], "key=value"),
     (["summary", "resnet20", "bogus=1"], "bogus"),
     (["summary", "alexnet", "--input", "1x28x28"], "at least 63x63"),
 ])

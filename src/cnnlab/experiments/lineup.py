@@ -8,7 +8,6 @@ comparison (parameters, MACs, memory, receptive field, depth) and draws the figu
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import sys
@@ -22,6 +21,7 @@ import torch
 from cnnlab.analysis.compare import TRAINED_COLUMNS, compare_models, join_results, reference_rows, render_rows
 from cnnlab.files import write_text_atomic
 from cnnlab.models import create_model, get_model_info
+from cnnlab.options import format_options, parse_model_spec
 from cnnlab.train import TrainingDivergedError, resolve_config, resume_training, train
 
 __all__ = [
@@ -65,10 +65,7 @@ class Contender:
     @property
     def label(self) -> str:
         """The model name with its options, e.g. ``vgg11(width_mult=0.25)``."""
-        if not self.model_args:
-            return self.model
-        args = ",".join(f"{k}={_literal(v)}" for k, v in self.model_args.items())
-        return f"{self.model}({args})"
+        return f"{self.model}({format_options(self.model_args)})" if self.model_args else self.model
 
     @property
     def slug(self) -> str:
@@ -76,40 +73,11 @@ class Contender:
         return re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.label.replace("(", "-").replace(")", "")).strip("_")
 
 
-def _literal(value: Any) -> str:
-    if isinstance(value, tuple | list):
-        return "(" + ",".join(_literal(v) for v in value) + ")"
-    return str(value)
-
-
 def parse_contender(text: str) -> Contender:
     """``NAME`` or ``NAME:key=value,key=value`` (values are Python literals; commas inside brackets stay)."""
-    name, _, args = text.partition(":")
+    name, options = parse_model_spec(text)
     get_model_info(name)  # unknown names fail here, with close matches
-    options: dict[str, Any] = {}
-    for item in _split_top_level(args):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ValueError(f"model options look like NAME:key=value,key=value, got {text!r}")
-        try:
-            options[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            options[key.strip()] = value.strip()
     return Contender(name, options)
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
 
 
 def run_lineup(contenders: Sequence[Contender], out_dir: str | Path, settings: Mapping[str, Any],

@@ -1,0 +1,221 @@
+"""``cnnlab models``, ``summary``, ``compare`` and ``demo``: the zoo, measured and compared."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from cnnlab.cli._common import UsageError, say, split_model_words
+
+__all__ = ["register"]
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.table import human, render
+    from cnnlab.analysis.zoo import ZOO_COLUMNS, zoo_rows
+
+    rows = zoo_rows(args.pattern, family=args.family)
+    if not rows:
+        raise UsageError(f"no model matches {args.pattern!r}; `cnnlab models` lists them all")
+    fmt = {"params": human, "macs": human}
+    print(render(rows, args.format, ZOO_COLUMNS, formatters=fmt), end="")
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the model zoo with parameters and MACs",
+                       description="List registered networks: family, parameters, multiply-accumulates "
+                                   "(MACs) at the family's standard input, and whether 28x28 input fits.")
+    p.add_argument("pattern", nargs="?", help="substring or shell pattern, e.g. 'resnet*' or 'vgg'")
+    p.add_argument("--family", help="only this family (e.g. resnet, densenet)")
+    p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    p.set_defaults(func=_cmd_models)
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.summary import parse_input_size, summary
+    from cnnlab.options import parse_model_spec, parse_options
+
+    name, options = parse_model_spec(args.name)
+    kwargs = {**parse_options(args.options), **options}
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    size = parse_input_size(args.input) if args.input else None
+    print(summary(name, size, depth=args.depth, **kwargs).render(args.format), end="")
+    return 0
+
+
+def _add_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, FLOPs, memory, receptive fields",
+                       description="Summarize a registered network layer by layer without computing anything "
+                                   "(meta tensors): output shape, parameters, multiply-accumulates (MACs), "
+                                   "FLOPs, activation memory per image and receptive field (size, stride, "
+                                   "start in input pixels), with totals and training memory per image.")
+    p.add_argument("name", metavar="NAME[:key=value,...]",
+                   help="a registered model (`cnnlab models` lists them), with builder options after a colon, "
+                        "e.g. vgg11:width_mult=0.25")
+    p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="more builder options, e.g. drop_rate=0.2")
+    p.add_argument("--input", metavar="CxHxW", help="one image, e.g. 1x28x28 (default: the family's standard)")
+    p.add_argument("--depth", type=int, help="collapse modules deeper than this (1: stem, stages, head)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's)")
+    p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    p.set_defaults(func=_cmd_summary)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.compare import compare_models, reference_rows, render_rows
+    from cnnlab.options import format_options
+
+    specs, shared = split_model_words(args.names)
+    if args.train:
+        return _train_and_compare(args, specs, shared)
+    if args.reference:
+        rows = reference_rows(args.reference, [name for name, _ in specs] or None, args.weights)
+        print(render_rows(rows, args.format), end="")
+        if args.plot:
+            from cnnlab.plots import complexity_chart
+
+            fig = complexity_chart([], reference=rows, dataset="ImageNet-1K",
+                                   budget=f"torchvision's published {args.weights} weights")
+            fig.savefig(args.plot, dpi=150)
+            say(f"wrote {args.plot}")
+        return 0
+    if args.plot:
+        raise UsageError("--plot draws accuracy, which a static comparison has none of; "
+                         "use it with --reference imagenet, or train with --train")
+    if not specs:
+        raise UsageError("name the networks to compare, e.g. `cnnlab compare lenet5 resnet18 --input 1x28x28`")
+    rows = []
+    for name, options in specs:
+        if options:  # a network with its own options: built here, labelled with them
+            module, size = _meta_model(name, args, {**shared, **options})
+            rows += compare_models([(f"{name}({format_options(options)})", module)], size)
+        else:
+            rows += compare_models([name], args.input, args.num_classes, **shared)
+    print(render_rows(rows, args.format), end="")
+    return 0
+
+
+def _meta_model(name: str, args: argparse.Namespace, options: dict[str, Any]):
+    """``name`` built with ``options`` on meta tensors, and the one-image input size it is measured at."""
+    import torch
+
+    from cnnlab.analysis.summary import parse_input_size
+    from cnnlab.models import create_model, get_model_info
+
+    size = parse_input_size(args.input) if args.input else get_model_info(name).input_size
+    extra = {"num_classes": args.num_classes} if args.num_classes is not None else {}
+    with torch.device("meta"):
+        return create_model(name, in_chans=size[0], **extra, **options), size
+
+
+def _train_and_compare(args: argparse.Namespace, specs: Sequence[tuple[str, dict[str, Any]]],
+                       shared: dict[str, Any]) -> int:
+    from cnnlab.experiments.lineup import Contender, run_comparison
+    from cnnlab.models import get_model_info
+
+    if not specs:
+        raise UsageError("name the networks to train, e.g. `cnnlab compare lenet5 resnet20 --train --epochs 1`")
+    for name, _ in specs:
+        get_model_info(name)  # an unknown name fails before anything trains
+    contenders = [Contender(name, {**shared, **options}) for name, options in specs]
+    settings = {k: v for k, v in {
+        "data": args.data, "data_dir": args.data_dir, "recipe": args.recipe, "epochs": args.epochs,
+        "time_budget": args.time_budget, "batch_size": args.batch_size, "threads": args.threads,
+        "seed": args.seed, "quiet": args.quiet,
+    }.items() if v is not None}
+    out = args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    # Training logs go to stderr: stdout carries only the table, so --format json/csv can be piped.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = run_comparison(contenders, out, settings, args.reference, on_start=_announce(len(contenders)))
+    _print_report(report, args.format)
+    return 0
+
+
+def _announce(total: int):
+    def tell(i: int, contender, action: str) -> None:
+        verb = {"train": "training", "resume": "resuming", "skip": "already trained:"}[action]
+        print(f"[{i + 1}/{total}] {verb} {contender.label}", file=sys.stderr, flush=True)
+
+    return tell
+
+
+def _print_report(report, fmt: str) -> None:
+    from cnnlab.analysis.compare import TRAINED_COLUMNS, render_rows
+
+    print(render_rows(report.rows, fmt, TRAINED_COLUMNS), end="")
+    for kind, path in report.files.items():
+        say(f"wrote {path} ({kind})")
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="networks side by side: parameters, MACs, memory, receptive field",
+                       description="Compare registered networks at one input size: parameters, "
+                                   "multiply-accumulates (MACs), FLOPs, activation and training memory per "
+                                   "image, receptive field of the last feature map and depth in weight "
+                                   "layers. With --reference imagenet, list torchvision's published ImageNet "
+                                   "figures instead (offline, from its weights metadata).")
+    p.add_argument("names", nargs="*", metavar="NAME[:key=value,...]",
+                   help="registered models, each with its own builder options after a colon "
+                        "(vgg11:width_mult=0.25); bare KEY=VALUE words apply to every network")
+    p.add_argument("--input", metavar="CxHxW", help="one image, e.g. 1x28x28 (default: each family's standard)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: each model's)")
+    p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    p.add_argument("--reference", choices=("imagenet",), help="show torchvision's published figures")
+    p.add_argument("--weights", choices=("original", "best"), default="original",
+                   help="reference weights: each network's first (paper-era) or torchvision's best")
+    p.add_argument("--plot", metavar="FILE", help="with --reference: save accuracy vs. MACs (PNG, SVG, PDF)")
+    t = p.add_argument_group("training (--train): each network with the same recipe and budget")
+    t.add_argument("--train", action="store_true",
+                   help="train every network, then write the table and figures to --out")
+    t.add_argument("--data", default="fashion-mnist", help="data set (default: fashion-mnist)")
+    t.add_argument("--data-dir", help="folder holding the data files")
+    t.add_argument("--recipe", default="fast", help="training recipe (default: fast)")
+    t.add_argument("--epochs", type=int, help="epochs per network (default: the recipe's)")
+    t.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-time budget per network")
+    t.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
+    t.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
+    t.add_argument("--seed", type=int, help="seed of every run")
+    t.add_argument("--out", help="comparison directory; rerunning with it resumes and skips finished networks")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cnnlab.experiments.lineup import DEMO_LINEUP, DEMO_SETTINGS, budget_text, parse_contender, run_comparison
+
+    contenders = [parse_contender(spec) for spec in DEMO_LINEUP]
+    settings = dict(DEMO_SETTINGS, **{k: v for k, v in {"data_dir": args.data_dir, "quiet": args.quiet or None,
+                                                          "threads": args.threads}.items() if v is not None})
+    print(f"cnnlab demo: training {len(contenders)} networks on {settings['data']} "
+          f"({budget_text(settings)}) into {args.out}", file=sys.stderr)
+    report = run_comparison(contenders, args.out, settings, reference=args.reference,
+                            on_start=_announce(len(contenders)))
+    _print_report(report, "table")
+    print(f"\ncnnlab demo: table {report.files['table']}, figures {report.files['complexity']}, "
+          f"{report.files['time']}, {report.files['curves']}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="train and compare the classic architectures on Fashion-MNIST (~10 min)",
+                       description="The model-complexity comparison of the notes: LeNet-5, an AlexNet-style and "
+                                   "a VGG-style network, NiN, GoogLeNet, ResNet-20, a DenseNet-BC and RegNetX-200MF "
+                                   "trained one epoch each on Fashion-MNIST, then a table and figures. Rerunning "
+                                   "resumes and skips finished networks.")
+    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument("--data-dir", help="folder holding the Fashion-MNIST files (else found or downloaded)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
+    p.add_argument("--reference", choices=("imagenet",), help="add torchvision's ImageNet figures beside")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``models``, ``summary``, ``compare`` and ``demo``."""
+    for add in (_add_models, _add_summary, _add_compare, _add_demo):
+        add(sub)
