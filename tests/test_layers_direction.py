@@ -92,6 +92,7 @@ def test_the_check_catches_an_upward_import(tmp_path):
     (pkg / "models").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "models" / "__init__.py").write_text("")
-    (pkg / "models" / "bad.py").write_text("def f():\n    from cnnlab.train import loop\n    from ..experiments import x\n")
+    lazy = "def f():\n    from cnnlab.train import loop\n    from ..experiments import x\n"
+    (pkg / "models" / "bad.py").write_text(lazy)
     assert violations(pkg) == ["cnnlab.models.bad (models) imports cnnlab.experiments (experiments)",
                      "cnnlab.models.bad (models) imports cnnlab.train (train)"]
