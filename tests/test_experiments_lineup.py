@@ -95,17 +95,17 @@ def test_cli_compare_train_and_errors(fashion_dir, tmp_path, capsys):
 
 
 def test_a_diverging_network_is_reported_and_the_others_still_train(fashion_dir, tmp_path, monkeypatch):
-    import cnnlab.experiments.lineup as lineup
+    import cnnlab.train
     from cnnlab.train import TrainingDivergedError
 
-    real_train = lineup.train
+    real_train = cnnlab.train.train
 
     def train_or_diverge(cfg):
         if cfg.model == "lenet5":
             raise TrainingDivergedError("the training loss became NaN in epoch 1 near step 3")
         return real_train(cfg)
 
-    monkeypatch.setattr(lineup, "train", train_or_diverge)
+    monkeypatch.setattr(cnnlab.train, "train", train_or_diverge)
     contenders = [parse_contender("lenet5"), parse_contender("lenet5_relu")]
     report = run_comparison(contenders, tmp_path, dict(SETTINGS, data_dir=str(fashion_dir), epochs=1))
     by_model = {r["model"]: r for r in report.rows}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,11 @@ from typing import Any
 import torch
 
 from cnnlab.analysis.compare import TRAINED_COLUMNS, compare_models, join_results, reference_rows, render_rows
+from cnnlab.errors import ConfigError
+from cnnlab.experiments.jobs import Job, JobResult, run_jobs
 from cnnlab.files import write_text_atomic
 from cnnlab.models import create_model, get_model_info
 from cnnlab.options import format_options, parse_model_spec
-from cnnlab.train import TrainingDivergedError, resolve_config, resume_training, train
 
 __all__ = [
     "DEMO_LINEUP",
@@ -88,34 +88,24 @@ def run_lineup(contenders: Sequence[Contender], out_dir: str | Path, settings: M
     ``on_start(index, contender, action)`` is told before each network ("train", "resume" or "skip").
     """
     if not contenders:
-        raise ValueError("name at least one network to train")
+        raise ConfigError("name at least one network to train")
     labels = [c.label for c in contenders]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"a network is listed twice: {sorted({x for x in labels if labels.count(x) > 1})}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for i, contender in enumerate(contenders):
-        run_dir = out / contender.slug
-        done = run_dir / "results.json"
-        action = "skip" if done.exists() else "resume" if (run_dir / "last.pt").exists() else "train"
-        if on_start is not None:
-            on_start(i, contender, action)
-        try:
-            if action == "skip":
-                result = json.loads(done.read_text())
-            elif action == "resume":
-                result = resume_training(run_dir)
-            else:
-                cfg = resolve_config({**settings, "model": contender.model, "model_args": contender.model_args,
-                                      "out": str(run_dir)})
-                result = train(cfg)
-        except TrainingDivergedError as err:
-            # One network diverging must not cost the others: it is reported with its error, no accuracy.
-            print(f"cnnlab: {contender.label} failed: {err}", file=sys.stderr)
-            result = {"test_accuracy": None, "error": str(err)}
-        results.append({**result, "model": contender.label})
-    return results
+        raise ConfigError(f"a network is listed twice: {sorted({x for x in labels if labels.count(x) > 1})}")
+    jobs = [Job(c.slug, {**settings, "model": c.model, "model_args": c.model_args}) for c in contenders]
+    index = {job.key: i for i, job in enumerate(jobs)}
+
+    def tell(kind: str, job: Job, result: JobResult | None) -> None:
+        if on_start is None or kind == "done":
+            return
+        resuming = (Path(out_dir) / job.key / "last.pt").exists()
+        action = "skip" if kind == "skip" else "resume" if resuming else "train"
+        on_start(index[job.key], contenders[index[job.key]], action)
+
+    done = run_jobs(jobs, out_dir, on_event=tell)
+    # A network that diverged is reported with its error and no accuracy; it must not cost the others.
+    return [{**(r.result if r.status == "ok" else {"test_accuracy": None, "error": r.error}), "model": c.label}
+            for c, r in zip(contenders, done)]
 
 
 @dataclass
