@@ -1,8 +1,4 @@
-"""Every matplotlib figure of cnnlab: each function takes data and returns a ``Figure``.
-
-Figures are built with ``matplotlib.figure.Figure`` directly, never through pyplot, so nothing here
-changes global state or needs a display: ``fig.savefig(path)`` renders with the Agg backend, and a
-notebook shows a returned figure as it shows any other.
+"""Comparison figures: accuracy against operations (bubbles sized by parameters), against time, and curves.
 
 The data are the rows cnnlab already produces: training results (``cnnlab.train``'s ``results.json``:
 ``model``, ``test_accuracy`` as a fraction, ``params``, ``macs``, ``train_seconds``), comparison rows
