@@ -236,8 +236,6 @@ def _run_ray(todo: Sequence[Job], out: Path, threads: int | None, address: str |
 
 def _source_paths() -> list[str]:
     """Where cnnlab is imported from, so Ray's worker processes import the same code."""
-    import cnnlab
-
-    here = str(Path(cnnlab.__file__).resolve().parent.parent)
+    here = str(Path(__file__).resolve().parents[2])  # the folder holding the cnnlab package
     return [here, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]]
 
