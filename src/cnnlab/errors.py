@@ -1,8 +1,9 @@
 """What a user can get wrong, as error types of their own: the CLI prints these as one line (exit 2).
 
 Anything else raised inside cnnlab is a defect and keeps its traceback. Each type also derives from the
-built-in exception a Python caller would expect (``KeyError`` for an unknown name, ``ValueError`` for a
-bad value, ``FileNotFoundError`` for a missing file), so library code can catch either.
+built-in exception a Python caller would expect (``KeyError`` and ``ValueError`` for an unknown name,
+``ValueError`` for a bad value or bad data, ``FileNotFoundError`` besides for a missing data file), so
+library code can catch either.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class CnnlabError(Exception):
         return str(self.args[0]) if self.args else ""
 
 
-class UnknownNameError(CnnlabError, KeyError):
+class UnknownNameError(CnnlabError, KeyError, ValueError):
     """A name that is not registered (model, recipe, method, design space, experiment); lists close matches."""
 
 
@@ -37,7 +38,7 @@ class InputSizeError(CnnlabError, ValueError):
     """An input of a shape the network cannot take (too small, wrong channel count, wrong rank)."""
 
 
-class DataError(CnnlabError):
+class DataError(CnnlabError, ValueError):
     """A data set that is missing, unreadable or inconsistent; names the file and how to get it."""
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cnnlab.errors import ConfigError, DataError
+
 __all__ = ["ArrayDataset", "channel_stats", "split_indices", "train_val_split"]
 
 
@@ -23,9 +25,9 @@ class ArrayDataset:
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
             shape = tuple(self.images.shape)
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {shape}")
+            raise DataError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {shape}")
         if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+            raise DataError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -54,10 +56,10 @@ class ArrayDataset:
 def split_indices(n: int, val_size: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded (train, validation) indices of ``n`` samples; ``val_size`` < 1 is a fraction, else a count."""
     if val_size < 0:
-        raise ValueError(f"val_size must be >= 0 (a fraction below 1 or an image count), got {val_size}")
+        raise ConfigError(f"val_size must be >= 0 (a fraction below 1 or an image count), got {val_size}")
     count = round(val_size * n) if val_size < 1 else int(val_size)
     if count >= n:
-        raise ValueError(f"a validation split of {count} images leaves none of the {n} for training")
+        raise ConfigError(f"a validation split of {count} images leaves none of the {n} for training")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     # Sorted, so each side keeps file order and the epoch permutation alone decides batch order.
     return order[count:].sort().values, order[:count].sort().values

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from cnnlab.errors import InputSizeError
+
 __all__ = [
     "BatchAugment",
     "crop_flip_erase",
@@ -202,7 +204,7 @@ class BatchAugment:
         x = normalize(x, *self._mean_std(x.device))
         if self.in_chans and self.in_chans != x.shape[1]:
             if x.shape[1] != 1:
-                raise ValueError(f"cannot turn {x.shape[1]}-channel images into {self.in_chans} channels")
+                raise InputSizeError(f"cannot turn {x.shape[1]}-channel images into {self.in_chans} channels")
             x = x.expand(-1, self.in_chans, -1, -1)
         if self.channels_last:
             return x.contiguous(memory_format=torch.channels_last)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from cnnlab.data.errors import DatasetFileError
+from cnnlab.data.errors import DatasetFileError, DatasetNotFoundError
 from cnnlab.data.readers import list_image_folder
 
 __all__ = ["FolderDataset", "find_folder_splits", "load_image"]
@@ -54,7 +54,7 @@ class FolderDataset(Dataset):
     ) -> None:
         samples, found = list_image_folder(root)
         if classes is not None and found != classes:
-            raise ValueError(f"{root} has classes {found}, but the training folder has {classes}")
+            raise DatasetFileError(f"{root} has classes {found}, but the training folder has {classes}")
         self.root = Path(root)
         self.samples = samples
         self.classes = found
@@ -109,11 +109,11 @@ def find_folder_splits(root: str | Path) -> dict[str, Path]:
     """The train and test folders of an image-folder data set: ROOT/train and ROOT/test (or ROOT/val)."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise NotADirectoryError(f"{root} is neither a known data set name nor a folder")
+        raise DatasetNotFoundError(f"{root} is neither a known data set name nor a folder")
     train = root / "train"
     test = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
     if not train.is_dir() or test is None:
-        raise ValueError(
+        raise DatasetFileError(
             f"image folder {root} needs a train/ and a test/ (or val/) subfolder, each with one "
             f"subfolder of images per class"
         )

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from cnnlab.data.arrays import ArrayDataset
 from cnnlab.data.errors import DatasetFileError
 from cnnlab.data.folder import FolderDataset
+from cnnlab.errors import ConfigError
 
 __all__ = ["BatchSource", "FolderBatches", "TensorBatches", "epoch_order"]
 
@@ -35,11 +36,11 @@ class BatchSource:
         self, num_samples: int, global_batch: int, train: bool, seed: int = 0, rank: int = 0, world: int = 1
     ) -> None:
         if global_batch < 1:
-            raise ValueError(f"batch size must be at least 1, got {global_batch}")
+            raise ConfigError(f"batch size must be at least 1, got {global_batch}")
         if train and global_batch % world:
-            raise ValueError(f"batch size {global_batch} does not split evenly over {world} processes")
+            raise ConfigError(f"batch size {global_batch} does not split evenly over {world} processes")
         if train and num_samples < global_batch:
-            raise ValueError(
+            raise ConfigError(
                 f"the training split has {num_samples} images, fewer than one batch of {global_batch}"
             )
         self.num_samples = num_samples

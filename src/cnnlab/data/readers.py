@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.errors import DatasetFileError
+from cnnlab.data.errors import DatasetFileError, DatasetNotFoundError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -122,10 +122,10 @@ def list_image_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[st
     """(path, class index) pairs of a class-per-subfolder tree, and the sorted class names."""
     root = Path(root)
     if not root.is_dir():
-        raise NotADirectoryError(f"image folder {root} does not exist or is not a directory")
+        raise DatasetNotFoundError(f"image folder {root} does not exist or is not a directory")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise ValueError(f"{root} has no class subfolders; expected {root}/<class>/<image files>")
+        raise DatasetFileError(f"{root} has no class subfolders; expected {root}/<class>/<image files>")
     samples: list[tuple[Path, int]] = []
     for index, name in enumerate(classes):
         files = sorted(
@@ -133,5 +133,5 @@ def list_image_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[st
         )
         samples.extend((p, index) for p in files)
     if not samples:
-        raise ValueError(f"{root} has class folders but no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise DatasetFileError(f"{root} has class folders but no images ({', '.join(IMAGE_EXTENSIONS)})")
     return samples, classes

@@ -19,6 +19,7 @@ import torch
 from cnnlab.data.arrays import ArrayDataset
 from cnnlab.data.errors import DatasetFileError, DatasetNotFoundError
 from cnnlab.data.readers import read_cifar_batch, read_cifar_meta, read_idx
+from cnnlab.errors import UnknownNameError
 
 __all__ = [
     "DATASETS",
@@ -211,7 +212,7 @@ def load_arrays(
     """The train and test splits of a named data set as in-memory uint8 tensors."""
     key = canonical_dataset_name(name)
     if key is None:
-        raise ValueError(
+        raise UnknownNameError(
             f"unknown data set {name!r}; choose one of {', '.join(DATASETS)} or an image-folder path"
         )
     spec = DATASETS[key]

@@ -14,6 +14,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from cnnlab.errors import DataError
+
 __all__ = ["accuracy_vs_time", "complexity_chart", "learning_curves"]
 
 Row = Mapping[str, Any]
@@ -130,7 +132,7 @@ def complexity_chart(results: Sequence[Row], *, dataset: str, budget: str = "",
     user = _points(results, x, y)
     ref = _points(reference, x, y)
     if not user and not ref:
-        raise ValueError(f"no row has both {x!r} and {y!r} to plot")
+        raise DataError(f"no row has both {x!r} and {y!r} to plot")
     panels = [p for p in ((user, _USER_COLOR, True), (ref, _REFERENCE_COLOR, False)) if p[0]]
     fig = Figure(figsize=(7.5 * len(panels) + 1.5, 6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -154,7 +156,7 @@ def accuracy_vs_time(results: Sequence[Row], *, dataset: str, budget: str = "", 
     """Accuracy against training time, one labelled point per network."""
     points = _points(results, x, y)
     if not points:
-        raise ValueError(f"no result has both {x!r} and {y!r} to plot")
+        raise DataError(f"no result has both {x!r} and {y!r} to plot")
     fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.add_subplot()
     ax.scatter([p[1] for p in points], [p[2] for p in points], color=_USER_COLOR, edgecolors="black",
@@ -176,7 +178,7 @@ def learning_curves(histories: Mapping[str, Sequence[Row]], *, dataset: str, bud
     ``histories`` maps a run's label (the network) to its per-epoch rows, as ``metrics.jsonl`` holds them.
     """
     if not histories:
-        raise ValueError("no runs to plot")
+        raise DataError("no runs to plot")
     fig = Figure(figsize=(6 * len(metrics), 4.5), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
