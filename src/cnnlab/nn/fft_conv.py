@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.errors import ConfigError, InputSizeError
+
 __all__ = ["FFTConv2d", "convert_convs", "fft_conv2d", "fft_size"]
 
 IntPair = int | tuple[int, int] | Sequence[int]
@@ -27,7 +29,7 @@ Padding = IntPair | str
 def fft_size(n: int) -> int:
     """Smallest integer >= n whose only prime factors are 2, 3 and 5: the lengths FFTs handle fastest."""
     if n < 1:
-        raise ValueError(f"an FFT length must be at least 1, got {n}")
+        raise ConfigError(f"an FFT length must be at least 1, got {n}")
     size = n
     while not _is_5_smooth(size):
         size += 1
@@ -45,7 +47,7 @@ def _pair(value: IntPair, name: str, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints as ``(height, width)``, each at least ``minimum``."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) for v in pair) or min(pair) < minimum:
-        raise ValueError(f"{name} must be an int or a pair of ints, each at least {minimum}, got {value!r}")
+        raise ConfigError(f"{name} must be an int or a pair of ints, each at least {minimum}, got {value!r}")
     return pair  # type: ignore[return-value]
 
 
@@ -55,9 +57,9 @@ def _resolve_padding(padding: Padding, kernel: tuple[int, int], stride: tuple[in
         if padding == "valid":
             return (0, 0, 0, 0)
         if padding != "same":
-            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+            raise ConfigError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
         if stride != (1, 1):
-            raise ValueError(f"padding='same' needs stride 1 (as in F.conv2d), got stride {stride}")
+            raise ConfigError(f"padding='same' needs stride 1 (as in F.conv2d), got stride {stride}")
         (top, bottom), (left, right) = (_split_same(k) for k in kernel)
         return (left, right, top, bottom)
     ph, pw = _pair(padding, "padding", minimum=0)
@@ -73,23 +75,23 @@ def _split_same(kernel: int) -> tuple[int, int]:
 def _check_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int) -> None:
     """One-sentence errors for the shape and dtype mismatches F.conv2d rejects."""
     if x.dim() != 4:
-        raise ValueError(f"fft_conv2d expects input (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+        raise InputSizeError(f"fft_conv2d expects input (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
     if weight.dim() != 4:
-        raise ValueError(f"fft_conv2d expects weight (C_out, C_in / groups, kH, kW), got "
+        raise InputSizeError(f"fft_conv2d expects weight (C_out, C_in / groups, kH, kW), got "
                          f"{tuple(weight.shape)}")
     if not x.is_floating_point() or x.dtype != weight.dtype:
-        raise ValueError(f"input and weight must share one floating dtype, got {x.dtype} and {weight.dtype}")
+        raise InputSizeError(f"input and weight must share one floating dtype, got {x.dtype} and {weight.dtype}")
     if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+        raise ConfigError(f"groups must be a positive int, got {groups!r}")
     out_chs, in_per_group = weight.shape[:2]
     if x.shape[1] % groups or out_chs % groups:
-        raise ValueError(f"groups={groups} must divide both the input channels ({x.shape[1]}) and the output "
+        raise ConfigError(f"groups={groups} must divide both the input channels ({x.shape[1]}) and the output "
                          f"channels ({out_chs})")
     if x.shape[1] != in_per_group * groups:
-        raise ValueError(f"weight of shape {tuple(weight.shape)} with groups={groups} expects "
+        raise ConfigError(f"weight of shape {tuple(weight.shape)} with groups={groups} expects "
                          f"{in_per_group * groups} input channels, but the input has {x.shape[1]}")
     if bias is not None and tuple(bias.shape) != (out_chs,):
-        raise ValueError(f"bias must have shape ({out_chs},) to match the weight, got {tuple(bias.shape)}")
+        raise ConfigError(f"bias must have shape ({out_chs},) to match the weight, got {tuple(bias.shape)}")
 
 
 def _dilate(weight: torch.Tensor, dilation: tuple[int, int]) -> torch.Tensor:
@@ -139,7 +141,7 @@ def fft_conv2d(
     left, right, top, bottom = _resolve_padding(padding, (kh, kw), stride_hw)
     hp, wp = x.shape[-2] + top + bottom, x.shape[-1] + left + right
     if kh > hp or kw > wp:
-        raise ValueError(f"the (dilated) kernel {(kh, kw)} is larger than the padded input {(hp, wp)}; "
+        raise InputSizeError(f"the (dilated) kernel {(kh, kw)} is larger than the padded input {(hp, wp)}; "
                          "pad the input more or use a smaller kernel")
     # A grid as large as the padded input suffices: output (i, j) reads rows i .. i + kH - 1 < Hp, which
     # never wrap around; the grid grows to the next 5-smooth size, where FFTs are fastest.
@@ -172,7 +174,7 @@ class FFTConv2d(nn.Conv2d):
         dtype: torch.dtype | None = None,
     ) -> None:
         if padding_mode != "zeros":
-            raise ValueError(f"FFTConv2d supports padding_mode='zeros' only, got {padding_mode!r}")
+            raise ConfigError(f"FFTConv2d supports padding_mode='zeros' only, got {padding_mode!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device=device, dtype=dtype)
 
@@ -204,15 +206,15 @@ def convert_convs(model: nn.Module, min_kernel: int = 1) -> int:
     places in the model stays one module after conversion.
     """
     if not isinstance(min_kernel, int) or min_kernel < 1:
-        raise ValueError(f"min_kernel must be a positive int, got {min_kernel!r}")
+        raise ConfigError(f"min_kernel must be a positive int, got {min_kernel!r}")
     if type(model) is nn.Conv2d:
-        raise ValueError("convert_convs swaps convolutions inside a model; use FFTConv2d.from_conv(conv) "
+        raise ConfigError("convert_convs swaps convolutions inside a model; use FFTConv2d.from_conv(conv) "
                          "on a single nn.Conv2d")
     targets = [(name, m) for name, m in model.named_modules(remove_duplicate=False)
                if type(m) is nn.Conv2d and min(m.kernel_size) >= min_kernel]
     for name, conv in targets:  # checked before any swap so a failure leaves the model untouched
         if conv.padding_mode != "zeros":
-            raise ValueError(f"{name} uses padding_mode={conv.padding_mode!r}; FFTConv2d supports zero "
+            raise ConfigError(f"{name} uses padding_mode={conv.padding_mode!r}; FFTConv2d supports zero "
                              "padding only (raise min_kernel past its kernel to skip it)")
     converted: dict[int, FFTConv2d] = {}
     for name, conv in targets:

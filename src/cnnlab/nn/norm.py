@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.errors import ConfigError, InputSizeError
+
 __all__ = ["BatchNorm2d", "LayerNorm"]
 
 _PER_CHANNEL = (1, -1, 1, 1)  # a (C,) vector broadcast over (B, C, H, W)
@@ -39,7 +41,7 @@ class BatchNorm2d(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+            raise ConfigError(f"num_features must be a positive int, got {num_features!r}")
         factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.eps = eps
@@ -92,11 +94,11 @@ class BatchNorm2d(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
-            raise ValueError(f"BatchNorm2d expects a 4-D input (B, C, H, W), got shape {tuple(x.shape)}")
+            raise InputSizeError(f"BatchNorm2d expects a 4-D input (B, C, H, W), got shape {tuple(x.shape)}")
         if x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2d was built for {self.num_features} channels, got {x.shape[1]}")
+            raise InputSizeError(f"BatchNorm2d was built for {self.num_features} channels, got {x.shape[1]}")
         if self.training and x.numel() // x.shape[1] < 2:
-            raise ValueError(f"BatchNorm2d needs more than one value per channel in training, got input "
+            raise InputSizeError(f"BatchNorm2d needs more than one value per channel in training, got input "
                              f"{tuple(x.shape)}; use a larger batch or switch to eval()")
 
     @torch.no_grad()
@@ -133,7 +135,7 @@ class LayerNorm(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(num_channels, int) or num_channels < 1:
-            raise ValueError(f"num_channels must be a positive int, got {num_channels!r}")
+            raise ConfigError(f"num_channels must be a positive int, got {num_channels!r}")
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
@@ -151,7 +153,7 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(f"LayerNorm expects an input (B, {self.num_channels}, ...), got shape "
+            raise InputSizeError(f"LayerNorm expects an input (B, {self.num_channels}, ...), got shape "
                              f"{tuple(x.shape)}")
         dims = tuple(range(1, x.dim()))  # everything but the batch: (C, H, W) for images
         mean = x.mean(dim=dims, keepdim=True)  # (B, 1, 1, 1)
