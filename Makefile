@@ -20,10 +20,14 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
+# Fashion-MNIST: found on disk, else Debian's dataset-fashion-mnist (as root), else torchvision's download.
 demo: $(STAMP)
+	$(VENV)/bin/cnnlab data fetch fashion-mnist
 	$(VENV)/bin/cnnlab demo
 
+# The real-data tests need Fashion-MNIST; without it they are skipped, the others still run.
 test: $(STAMP)
+	$(VENV)/bin/cnnlab data fetch fashion-mnist --optional
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

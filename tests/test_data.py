@@ -46,6 +46,7 @@ REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
 def no_system_data(monkeypatch, tmp_path):
     """Hide the machine's installed data sets and $CNNLAB_DATA."""
     monkeypatch.setattr(sources, "SYSTEM_DATA_DIRS", (tmp_path / "no-system-data",))
+    monkeypatch.setattr(sources, "CACHE_DIR", tmp_path / "no-cache")
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
 
 

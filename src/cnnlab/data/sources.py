@@ -1,8 +1,9 @@
 """Where the data sets live on disk and how to read them: Fashion-MNIST, MNIST, CIFAR-10/100, image folders.
 
 Files are looked for in ``--data-dir``, then ``$CNNLAB_DATA``, then the system data directory (Debian's
-``dataset-fashion-mnist`` package installs ``/usr/share/datasets/fashion-mnist/``). When none holds them
-and downloading is allowed, torchvision fetches them into the first writable of those roots.
+``dataset-fashion-mnist`` package installs ``/usr/share/datasets/fashion-mnist/``), then cnnlab's cache
+(``~/.cache/cnnlab``). When none holds them and downloading is allowed, torchvision fetches them into
+``--data-dir`` or ``$CNNLAB_DATA`` when given, else the cache.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ __all__ = [
     "DatasetSpec",
     "canonical_dataset_name",
     "data_roots",
+    "download_root",
     "find_dataset_dir",
     "load_arrays",
+    "not_found_error",
 ]
 
-# Searched after --data-dir and $CNNLAB_DATA; a module constant so tests can point it elsewhere.
+# Searched after --data-dir and $CNNLAB_DATA; module constants so tests can point them elsewhere.
 SYSTEM_DATA_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
+# Where torchvision downloads go when no --data-dir or $CNNLAB_DATA is given; searched last.
+CACHE_DIR = Path.home() / ".cache" / "cnnlab"
 
 FASHION_CLASSES = [
     "T-shirt/top",
@@ -132,6 +137,7 @@ def data_roots(data_dir: str | Path | None = None) -> list[Path]:
     if os.environ.get("CNNLAB_DATA"):
         roots.append(Path(os.environ["CNNLAB_DATA"]).expanduser())
     roots.extend(SYSTEM_DATA_DIRS)
+    roots.append(CACHE_DIR)
     return roots
 
 
@@ -169,9 +175,10 @@ def find_dataset_dir(spec: DatasetSpec, roots: list[Path]) -> tuple[Path | None,
     return None, first_missing
 
 
-def _download_root(roots: list[Path]) -> Path:
-    user_roots = [r for r in roots if r not in SYSTEM_DATA_DIRS]
-    return user_roots[0] if user_roots else Path.home() / ".cache" / "cnnlab"
+def download_root(roots: list[Path]) -> Path:
+    """Where a download goes: the first root the user named (--data-dir, $CNNLAB_DATA), else the cache."""
+    user_roots = [r for r in roots if r not in SYSTEM_DATA_DIRS and r != CACHE_DIR]
+    return user_roots[0] if user_roots else CACHE_DIR
 
 
 def _torchvision_download(spec: DatasetSpec, root: Path) -> None:
@@ -191,7 +198,8 @@ def _torchvision_download(spec: DatasetSpec, root: Path) -> None:
 DOWNLOADER: Callable[[DatasetSpec, Path], None] = _torchvision_download
 
 
-def _not_found(spec: DatasetSpec, missing: str, roots: list[Path], why: str) -> DatasetNotFoundError:
+def not_found_error(spec: DatasetSpec, missing: str, roots: list[Path], why: str) -> DatasetNotFoundError:
+    """The one message for a missing data set: what is missing, where cnnlab looked, why, and how to get it."""
     searched = ", ".join(str(r) for r in roots)
     wanted = ", ".join(_required_files(spec))
     first_way = (
@@ -220,15 +228,15 @@ def load_arrays(
     folder, missing = find_dataset_dir(spec, roots)
     if folder is None:
         if not download:
-            raise _not_found(spec, missing, roots, "downloading is disabled (--no-download)")
-        target = _download_root(roots)
+            raise not_found_error(spec, missing, roots, "downloading is disabled (--no-download)")
+        target = download_root(roots)
         try:
             DOWNLOADER(spec, target)
         except Exception as err:  # noqa: BLE001  (any download failure becomes the one clear message)
-            raise _not_found(spec, missing, roots, f"downloading into {target} failed ({err})") from err
+            raise not_found_error(spec, missing, roots, f"downloading into {target} failed ({err})") from err
         folder, missing = find_dataset_dir(spec, [target])
         if folder is None:
-            raise _not_found(spec, missing, roots, f"the download into {target} did not produce it")
+            raise not_found_error(spec, missing, roots, f"the download into {target} did not produce it")
     reader = _read_idx_split if key in ("fashion-mnist", "mnist") else _read_cifar_split
     return {split: reader(spec, folder, split) for split in ("train", "test")}
 
