@@ -32,7 +32,6 @@ from cnnlab.train.checkpoint import (
     BestCheckpoint,
     TrainingCheckpoint,
     capture_rng,
-    load_checkpoint,
     load_run_checkpoint,
     restore_rng,
 )
@@ -218,7 +217,7 @@ def _restore(run: _Run, ckpt: TrainingCheckpoint) -> TrainState:
     restore_rng(ranks[run.env.rank] if len(ranks) == run.env.world_size else ranks[0], run.aug_gen, run.mix_rng)
     best = Path(run.cfg.out) / "best.pt"
     if ckpt.state.best_epoch is not None and best.is_file():
-        run.best_weights = load_checkpoint(best, run.device)["model"]
+        run.best_weights = load_run_checkpoint(best, run.device).model
     # A resumed run continues whatever stopped it (Ctrl-C, a spent time budget).
     return replace(ckpt.state, stop_reason=None)
 
