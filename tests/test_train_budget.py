@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from _tiny import TINY, make_idx_dataset, tiny_models  # noqa: F401  (tiny_models is a fixture)
-from cnnlab.train import TrainConfig, train
+from cnnlab.train import TrainConfig, TrainState, train
 from cnnlab.train import loop as loop_module
+from cnnlab.train.budget import BudgetPlanner
 from cnnlab.train.schedules import steps_within_budget
 
 pytestmark = pytest.mark.usefixtures("tiny_models")
@@ -30,6 +31,36 @@ def test_steps_within_budget_is_the_longest_plan_that_fits(seconds, done, val):
     fits = steps_within_budget(seconds, step, steps, done, val)
     longest = max((n for n in range(20_000) if _cost(n, step, steps, done, val) <= seconds), default=0)
     assert fits == longest
+
+
+def test_planner_fits_the_schedule_a_tenth_into_the_first_epoch():
+    """0.5 s of set-up, then 0.125 s a step: planned at step 11, timed from the first sync (step 1)."""
+    notes: list[str] = []
+    state = TrainState(epochs=50)
+    planner = BudgetPlanner(
+        budget=100.0, max_epochs=50, steps_per_epoch=100, local_batch=32, val_images=0, test_images=0,
+        say=notes.append, clocks=[(0.0, 0)],
+    )
+    for step in range(1, 12):
+        state.global_step = state.step_in_epoch = step
+        state.wall_seconds = 0.5 + 0.125 * step
+        planner.after_sync(state)
+        assert state.replanned == (step == 11)
+    # At step 11 (1.875 s) the 98% of the budget kept for steps leaves (98 - 1.875) / 0.125 = 769 steps.
+    assert state.total_steps == 11 + 769 and state.epochs == 8
+    assert notes == ["time budget 100 s: the schedule is shortened to 7.80 epochs (780 steps of about 0.125 s; "
+                     "0 s kept for the test)"]
+    planner.after_sync(state)  # planned once in the first epoch; later only at_epoch_end revises
+    assert state.total_steps == 780 and len(notes) == 1
+
+
+def test_planner_without_a_budget_changes_nothing():
+    state = TrainState(epochs=5, epoch=0, step_in_epoch=100, global_step=100, wall_seconds=1e6)
+    planner = BudgetPlanner(None, 5, 100, 32, 0, 0, say=print, clocks=[(0.0, 0)])
+    planner.after_sync(state)
+    state.epoch = 1
+    planner.at_epoch_end(state)
+    assert (state.epochs, state.total_steps, state.replanned) == (5, None, False)
 
 
 def _budgeted_run(tmp_path, monkeypatch, tick, budget: float) -> tuple[dict, list[dict]]:

@@ -8,6 +8,7 @@ from dataclasses import fields
 
 import pytest
 
+from cnnlab.errors import CnnlabError, ConfigError, UnknownNameError
 from cnnlab.train import RECIPES, TrainConfig, add_config_arguments, config_from_args, resolve_config
 from cnnlab.train.config import RECIPE_NAMES
 
@@ -102,8 +103,24 @@ def test_validation_errors():
         "unknown recipe": TrainConfig(model="m", recipe="slow"),
     }
     for message, cfg in cases.items():
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError, match=message) as err:
             cfg.validate()
+        assert isinstance(err.value, CnnlabError)  # the CLI prints it as one line
+
+
+def test_user_errors_have_cnnlab_types(tmp_path):
+    with pytest.raises(UnknownNameError, match="unknown recipe 'fats'; did you mean fast"):
+        resolve_config({"recipe": "fats"})
+    with pytest.raises(ConfigError, match="epochs must be int"):
+        resolve_config({"epochs": "many"})
+    with pytest.raises(ConfigError, match="unknown setting"):
+        resolve_config({"epoch": 3})
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_config({}, tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match="cannot parse config file") as err:
+        resolve_config({}, tmp_path / "bad.yaml")
+    assert "\n" not in str(err.value)
 
 
 def test_recipes_are_valid_and_paper_matches_resnet():

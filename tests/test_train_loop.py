@@ -20,12 +20,16 @@ from _tiny import (  # noqa: F401  (tiny_models is a fixture)
     tiny_models,
 )
 from cnnlab.data import TensorBatches, load_arrays
+from cnnlab.errors import CnnlabError, OutputPathError
 from cnnlab.train import (
+    BestCheckpoint,
     TrainConfig,
+    TrainingCheckpoint,
     TrainingDivergedError,
     ensemble_checkpoints,
     evaluate_checkpoint,
     load_checkpoint,
+    load_run_checkpoint,
     load_trained_model,
     predict_files,
     predict_logits,
@@ -123,6 +127,46 @@ def test_results_use_the_best_validation_epoch(trained):
     assert val["count"] == 64 and val["accuracy"] == pytest.approx(results["best_val_accuracy"])
 
 
+# The keys of format cnnlab-checkpoint-v1 as the loop wrote them before the typed payloads: files written
+# then must load, and files written now must load in code that reads these keys.
+V1_LAST_KEYS = ["config", "data", "ema", "epoch", "format", "model", "model_name", "optimizer", "rng", "scaler",
+                "scheduler", "state", "step"]
+V1_BEST_KEYS = ["config", "data", "ema", "epoch", "format", "model", "model_name", "step", "val_accuracy"]
+V1_DATA_KEYS = ["classes", "dataset", "image_shape", "in_chans", "input_size", "kind", "mean", "source", "std",
+                "test_images", "train_images", "val_images"]
+V1_PARTIAL_KEYS = ["correct", "loss_sum", "seconds", "seen"]  # and "lr" once a step has run
+
+
+def test_checkpoint_files_keep_the_v1_layout_and_round_trip(trained):
+    out, _ = trained
+    last, best = load_checkpoint(out / "last.pt"), load_checkpoint(out / "best.pt")
+    assert sorted(last) == V1_LAST_KEYS and sorted(best) == V1_BEST_KEYS
+    assert sorted(last["data"]) == V1_DATA_KEYS == sorted(best["data"])
+    assert set(V1_PARTIAL_KEYS) <= set(last["state"]["partial"]) <= {*V1_PARTIAL_KEYS, "lr"}
+    typed_last, typed_best = load_run_checkpoint(out / "last.pt"), load_run_checkpoint(out / "best.pt")
+    assert isinstance(typed_last, TrainingCheckpoint) and isinstance(typed_best, BestCheckpoint)
+    assert typed_last.state.epoch == last["epoch"] == 4 and typed_last.data.classes == last["data"]["classes"]
+    assert typed_best.val_accuracy == best["val_accuracy"] and typed_best.epoch == best["epoch"]
+    for typed, plain in ((typed_last, last), (typed_best, best)):
+        again = typed.to_dict()
+        values = {k: v for k, v in plain.items() if k not in ("model", "ema", "optimizer", "rng")}  # no tensors
+        assert sorted(again) == sorted(plain) and {k: again[k] for k in values} == values
+        assert all(torch.equal(again["model"][k], v) for k, v in plain["model"].items())
+    # EMA weights are what last.pt predicts with; best.pt holds the evaluated weights themselves.
+    assert typed_last.weights is typed_last.ema["module"] and typed_best.weights is typed_best.model
+
+
+def test_a_checkpoint_without_lr_in_its_epoch_totals_resumes(trained, tmp_path):
+    """Older v1 files reset the epoch totals without "lr" at epoch ends: they still load."""
+    out, _ = trained
+    plain = load_checkpoint(out / "last.pt")
+    plain["state"]["partial"] = {"loss_sum": 0.0, "correct": 0.0, "seen": 0, "seconds": 0.0}
+    path = tmp_path / "old" / "last.pt"
+    path.parent.mkdir()
+    torch.save(plain, path)
+    assert load_run_checkpoint(path).state.partial.lr == 0.0
+
+
 def test_predict_matches_the_model(trained, fashion_dir, tmp_path):
     out, _ = trained
     test = load_arrays("fashion-mnist", fashion_dir, download=False)["test"]
@@ -133,7 +177,7 @@ def test_predict_matches_the_model(trained, fashion_dir, tmp_path):
     rows = predict_files(out / "best.pt", files, topk=3, device="cpu")
     model, ckpt = load_trained_model(out / "best.pt")
     with torch.no_grad():
-        expected = model(augment_from_meta(ckpt["data"]).eval(test.images[:3])).softmax(1)
+        expected = model(augment_from_meta(ckpt.data).eval(test.images[:3])).softmax(1)
     for i, row in enumerate(rows):
         probs = [t["probability"] for t in row["top"]]
         assert len(probs) == 3 and probs == sorted(probs, reverse=True)
@@ -152,7 +196,7 @@ def test_ensemble_averages_softmax(trained, fashion_dir, tmp_path):
     for path in paths:
         model, ckpt = load_trained_model(path)
         source = TensorBatches(test, 50, "cpu", train=False)
-        logits, labels = predict_logits(model, source, augment_from_meta(ckpt["data"]))
+        logits, labels = predict_logits(model, source, augment_from_meta(ckpt.data))
         probs = probs + logits.softmax(1)
     expected = float((probs.argmax(1) == labels).double().mean())
     assert result["ensemble_accuracy"] == pytest.approx(expected)
@@ -163,7 +207,7 @@ def test_ensemble_averages_softmax(trained, fashion_dir, tmp_path):
 
 def test_refuses_to_overwrite_a_run_and_to_change_settings_on_resume(trained, fashion_dir):
     out, _ = trained
-    with pytest.raises(ValueError, match="already holds a run"):
+    with pytest.raises(OutputPathError, match="already holds a run"):
         train(_cfg(fashion_dir, out))
     with pytest.raises(ValueError, match="cannot change lr when resuming"):
         resume_training(out, {"lr": 0.5})
@@ -185,6 +229,7 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(fashion_dir, tm
     with pytest.raises(TrainingDivergedError, match="last good checkpoint") as err:
         train(cfg)
     assert "NaN" in str(err.value) or "infinite" in str(err.value)
+    assert isinstance(err.value, CnnlabError) and isinstance(err.value, RuntimeError)  # one line in the CLI
     last = load_checkpoint(tmp_path / "nan" / "last.pt")
     assert last["state"]["epoch"] == 1 and last["step"] == 8
     assert all(torch.isfinite(v).all() for v in last["model"].values())

@@ -12,8 +12,9 @@ from torch import nn
 
 import cnnlab
 from _tiny import TINY, TINY_NODROP, tiny_models  # noqa: F401  (fixture)
+from cnnlab.errors import CheckpointError
 from cnnlab.files import save_torch_atomic as save_atomic
-from cnnlab.train import TrainConfig, load_checkpoint, runtime
+from cnnlab.train import TrainConfig, load_checkpoint, load_run_checkpoint, runtime
 from cnnlab.train.build import build_model, freeze_backbone, load_initial_weights, split_outputs
 from cnnlab.train.checkpoint import capture_rng, restore_rng
 from cnnlab.train.optim import ModelEma, build_optimizer, param_groups
@@ -120,13 +121,42 @@ def test_save_atomic_keeps_the_old_file_on_failure(tmp_path):
 def test_load_checkpoint_is_weights_only(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"obj": random.Random(0)}, path)
-    with pytest.raises(ValueError, match="cannot load checkpoint"):
+    with pytest.raises(ValueError, match="cannot load checkpoint") as err:
+        load_checkpoint(path)
+    assert isinstance(err.value, CheckpointError) and "random.Random" in str(err.value)
+    assert "weights_only" not in str(err.value) and "\n" not in str(err.value)  # no advice to load unsafely
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"garbage, not a checkpoint\n" * 8, b"PK\x03\x04" + bytes(100)], ids=["empty", "text", "zip-like"]
+)
+def test_damaged_checkpoint_is_one_clear_line(tmp_path, content):
+    path = tmp_path / "last.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="is not a cnnlab checkpoint or is damaged") as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert "\n" not in message and "weights_only" not in message and str(path) in message
+
+
+def test_a_truncated_checkpoint_is_damaged(tmp_path):
+    path = tmp_path / "last.pt"
+    save_atomic({"w": torch.zeros(100)}, path)
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(CheckpointError, match="is damaged"):
         load_checkpoint(path)
 
 
+def test_a_state_dict_is_not_a_run_checkpoint(tmp_path):
+    save_atomic({"w": torch.zeros(1)}, tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError, match="not a cnnlab training checkpoint"):
+        load_run_checkpoint(tmp_path / "weights.pt")
+
+
 def test_missing_best_checkpoint_points_at_last(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"does not exist$"):
+    with pytest.raises(FileNotFoundError, match=r"does not exist$") as err:
         load_checkpoint(tmp_path / "best.pt")
+    assert isinstance(err.value, CheckpointError)
     save_atomic({"w": torch.zeros(1)}, tmp_path / "last.pt")
     with pytest.raises(FileNotFoundError, match=r"validation split .*last\.pt"):
         load_checkpoint(tmp_path / "best.pt")

@@ -1,8 +1,15 @@
 """Training: one config dataclass, schedules, the loop, checkpoints, evaluation and distributed set-up."""
 
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.train.checkpoint import (
+    BestCheckpoint,
+    RunCheckpoint,
+    TrainingCheckpoint,
+    load_checkpoint,
+    load_run_checkpoint,
+)
 from cnnlab.train.config import (
     RECIPES,
+    RESUME_OVERRIDABLE,
     TrainConfig,
     add_config_arguments,
     config_from_args,
@@ -17,15 +24,22 @@ from cnnlab.train.evaluate import (
     predict_files,
     predict_logits,
 )
-from cnnlab.train.loop import RESUME_OVERRIDABLE, TrainingDivergedError, TrainState, resume_training, train
+from cnnlab.train.inputs import DataMeta
+from cnnlab.train.loop import TrainingDivergedError, resume_training, train
 from cnnlab.train.schedules import Plateau, lr_at
+from cnnlab.train.state import EpochTotals, TrainState
 
 __all__ = [
     "RECIPES",
     "RESUME_OVERRIDABLE",
+    "BestCheckpoint",
+    "DataMeta",
+    "EpochTotals",
     "Plateau",
+    "RunCheckpoint",
     "TrainConfig",
     "TrainState",
+    "TrainingCheckpoint",
     "TrainingDivergedError",
     "add_config_arguments",
     "config_from_args",
@@ -34,6 +48,7 @@ __all__ = [
     "evaluate_checkpoint",
     "load_checkpoint",
     "load_config_file",
+    "load_run_checkpoint",
     "load_trained_model",
     "lr_at",
     "predict_files",

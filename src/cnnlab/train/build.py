@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from cnnlab.errors import CheckpointError, ConfigError
 from cnnlab.models import convert_torchvision, create_model, get_model_info
 from cnnlab.train.checkpoint import is_cnnlab_checkpoint, load_checkpoint
 from cnnlab.train.config import TrainConfig
@@ -18,7 +19,9 @@ __all__ = [
     "build_model",
     "freeze_backbone",
     "load_initial_weights",
+    "prepare_model",
     "split_outputs",
+    "wrap_for_training",
 ]
 
 # Weight of each auxiliary classifier's loss: GoogLeNet (Szegedy et al. 2015, Sec. 5) adds its two aux
@@ -35,16 +38,16 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     """The config's registered classifier for ``num_classes`` and ``in_chans``, with its dropout rate."""
     info = get_model_info(cfg.model)
     if info.task != "classification":
-        raise ValueError(f"{cfg.model} is a {info.task} network; `cnnlab train` trains image classifiers")
+        raise ConfigError(f"{cfg.model} is a {info.task} network; `cnnlab train` trains image classifiers")
     kwargs: dict = {**cfg.model_args, "num_classes": num_classes, "in_chans": in_chans}
     if cfg.drop_rate is not None:
         if not _takes(info.builder, "drop_rate"):
-            raise ValueError(f"{cfg.model} has no dropout rate to set; leave out --drop-rate")
+            raise ConfigError(f"{cfg.model} has no dropout rate to set; leave out --drop-rate")
         kwargs["drop_rate"] = cfg.drop_rate
     try:
         return create_model(cfg.model, **kwargs)
     except TypeError as err:
-        raise ValueError(f"cannot build {cfg.model} with {kwargs}: {err}") from err
+        raise ConfigError(f"cannot build {cfg.model} with {kwargs}: {err}") from err
 
 
 def _state_dict_of(obj: dict, path: str) -> tuple[dict[str, torch.Tensor], bool]:
@@ -56,7 +59,7 @@ def _state_dict_of(obj: dict, path: str) -> tuple[dict[str, torch.Tensor], bool]
             obj = obj[key]
             break
     if not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path} is neither a cnnlab checkpoint nor a state_dict of tensors")
+        raise CheckpointError(f"{path} is neither a cnnlab checkpoint nor a state_dict of tensors")
     return dict(obj), False
 
 
@@ -72,7 +75,7 @@ def load_initial_weights(model: nn.Module, path: str, model_name: str) -> list[s
         weights = convert_torchvision(model_name, weights)
     unexpected = sorted(set(weights) - set(own))
     if unexpected:
-        raise ValueError(f"{path} does not fit {model_name}: unexpected weights such as {unexpected[0]!r}")
+        raise CheckpointError(f"{path} does not fit {model_name}: unexpected weights such as {unexpected[0]!r}")
     num_classes = getattr(model, "num_classes", None)
     fresh = []
     for key, value in list(weights.items()):
@@ -83,13 +86,13 @@ def load_initial_weights(model: nn.Module, path: str, model_name: str) -> list[s
             del weights[key]
             continue
         hint = " (pass --in-chans 3 for RGB weights on grayscale data)" if value.dim() == 4 else ""
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: {key} has shape {tuple(value.shape)} but {model_name} needs "
             f"{tuple(own[key].shape)}{hint}"
         )
     missing = sorted(set(own) - set(weights) - set(fresh))
     if missing:
-        raise ValueError(f"{path} lacks weights of {model_name}, e.g. {missing[0]!r}")
+        raise CheckpointError(f"{path} lacks weights of {model_name}, e.g. {missing[0]!r}")
     model.load_state_dict(weights, strict=False)
     return fresh
 
@@ -97,10 +100,43 @@ def load_initial_weights(model: nn.Module, path: str, model_name: str) -> list[s
 def freeze_backbone(model: nn.Module) -> int:
     """Train only the classifier (``get_classifier()``); returns the number of trainable parameters left."""
     if not hasattr(model, "get_classifier"):
-        raise ValueError(f"{type(model).__name__} does not say which layer is its classifier; cannot freeze")
+        raise ConfigError(f"{type(model).__name__} does not say which layer is its classifier; cannot freeze")
     model.requires_grad_(False)
     model.get_classifier().requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def prepare_model(
+    cfg: TrainConfig,
+    num_classes: int,
+    in_chans: int,
+    device: torch.device,
+    channels_last: bool,
+    sync_bn: bool,
+    say: Callable[[str], None],
+    fresh: bool = True,
+) -> nn.Module:
+    """The model a run trains, on ``device``: built, started from --init (when ``fresh``), frozen as asked."""
+    model = build_model(cfg, num_classes, in_chans)
+    if cfg.init and fresh:
+        new_head = load_initial_weights(model, cfg.init, cfg.model)
+        say(f"started from {cfg.init}" + (f"; new classifier: {', '.join(new_head)}" if new_head else ""))
+    if cfg.freeze_backbone:
+        say(f"backbone frozen: {freeze_backbone(model):,} trainable parameters")
+    if sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def wrap_for_training(model: nn.Module, device: torch.device, distributed: bool, compiled: bool) -> nn.Module:
+    """``model`` as the training steps call it: under DistributedDataParallel and/or torch.compile."""
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return torch.compile(model) if compiled else model
 
 
 def split_outputs(out) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

@@ -16,19 +16,38 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cnnlab.errors import ConfigError, UnknownNameError
+
 __all__ = [
     "RECIPES",
+    "RESUME_OVERRIDABLE",
+    "ConfigFileNotFoundError",
     "TrainConfig",
+    "UnknownRecipeError",
     "add_config_arguments",
     "config_from_args",
     "load_config_file",
     "resolve_config",
+    "resume_config",
 ]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "plateau", "cosine", "onecycle")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 RECIPE_NAMES = ("fast", "paper")
+# Settings a resumed run may change: they alter how long or how verbosely it runs, not what it computes.
+RESUME_OVERRIDABLE = frozenset(
+    {"epochs", "time_budget", "quiet", "log_every", "checkpoint_every", "tensorboard", "threads",
+     "eval_batch_size", "workers", "data_dir"}
+)
+
+
+class UnknownRecipeError(UnknownNameError, ValueError):
+    """A recipe name that is not in ``RECIPES`` (a ValueError too, like every other bad setting)."""
+
+
+class ConfigFileNotFoundError(ConfigError, FileNotFoundError):
+    """A --config file that does not exist (a FileNotFoundError too, as Python callers expect)."""
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002  (the argparse word)
@@ -155,7 +174,7 @@ class TrainConfig:
     freeze_backbone: bool = _f(False, "with --init: train only the classifier")
 
     def validate(self) -> TrainConfig:
-        """Raise one clear ValueError for an impossible setting; return self."""
+        """Raise one clear ``ConfigError`` (a ValueError) for an impossible setting; return self."""
 
         def between(name: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = True) -> tuple:
             v = getattr(self, name)
@@ -195,13 +214,13 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
         for name in ("optimizer", "schedule", "amp"):
             allowed = _field_meta(name).get("choices")
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.recipe is not None and self.recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.recipe is not None:
+            recipe_settings(self.recipe)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,6 +278,15 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+def recipe_settings(name: str) -> dict[str, Any]:
+    """The settings of recipe ``name``; an unknown name lists the recipes there are."""
+    if name not in RECIPES:
+        close = difflib.get_close_matches(str(name), list(RECIPES), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UnknownRecipeError(f"unknown recipe {name!r}; {hint}choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
 def _field_meta(name: str) -> dict:
     return next(f.metadata for f in fields(TrainConfig) if f.name == name)
 
@@ -302,7 +330,7 @@ def parse_model_args(value: Any) -> dict[str, Any]:
     for item in filter(None, (part.strip() for part in _split_outside_brackets(str(value)))):
         key, sep, text = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise ValueError(f"model_args look like key=value,key=value (e.g. width_mult=0.25), got {item!r}")
+            raise ConfigError(f"model_args look like key=value,key=value (e.g. width_mult=0.25), got {item!r}")
         try:
             out[key.strip()] = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
@@ -311,14 +339,14 @@ def parse_model_args(value: Any) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """A config-file or flag value converted to the field's type, or a ValueError naming the field."""
+    """A config-file or flag value converted to the field's type, or a ``ConfigError`` naming the field."""
     if typing.get_origin(_hints()[name]) is dict:
         return parse_model_args(value)
     scalar, optional, is_list = _base_type(_hints()[name])
     if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
         if optional:
             return None
-        raise ValueError(f"{name} cannot be empty (null)")
+        raise ConfigError(f"{name} cannot be empty (null)")
     if is_list:
         items = value if isinstance(value, list | tuple) else [value]
         return [_coerce_scalar(name, scalar, v) for v in items]
@@ -334,13 +362,13 @@ def _coerce_scalar(name: str, scalar: type, value: Any) -> Any:
             return True
         if text in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"{name} must be true or false, got {value!r}")
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
     try:
         if scalar is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         return scalar(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {scalar.__name__}, got {value!r}") from None
+        raise ConfigError(f"{name} must be {scalar.__name__}, got {value!r}") from None
 
 
 def _check_keys(keys: typing.Iterable[str], origin: str) -> None:
@@ -349,14 +377,14 @@ def _check_keys(keys: typing.Iterable[str], origin: str) -> None:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown setting {key!r} in {origin}{hint}")
+            raise ConfigError(f"unknown setting {key!r} in {origin}{hint}")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """The settings of a YAML or JSON file (a flat mapping of field names, dashes or underscores)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise ConfigFileNotFoundError(f"config file {path} does not exist")
     text = path.read_text()
     try:
         if path.suffix.lower() == ".json":
@@ -366,10 +394,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
             data = yaml.safe_load(text)
     except Exception as err:  # noqa: BLE001  (yaml and json raise different types)
-        raise ValueError(f"cannot parse config file {path}: {err}") from err
+        raise ConfigError(f"cannot parse config file {path}: {' '.join(str(err).split())}") from err
     data = data or {}
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping of settings, got {type(data).__name__}")
+        raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(data).__name__}")
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     _check_keys(data, str(path))
     return data
@@ -387,14 +415,25 @@ def resolve_config(
     recipe = overrides.get("recipe", file_values.get("recipe"))
     layers: list[dict[str, Any]] = []
     if recipe is not None:
-        if recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-        layers.append(RECIPES[recipe])
+        layers.append(recipe_settings(recipe))
     layers += [file_values, overrides]
     cfg = base or TrainConfig()
     for layer in layers:
         cfg = replace(cfg, **{k: _coerce(k, v) for k, v in layer.items()})
     return cfg
+
+
+def resume_config(stored: TrainConfig, overrides: dict[str, Any], run_dir: str | Path) -> TrainConfig:
+    """The config of a resumed run: ``stored`` with the ``RESUME_OVERRIDABLE`` settings of ``overrides``."""
+    # Naming the run's own model or directory again is harmless; anything else must be resumable.
+    overrides = {k: v for k, v in overrides.items() if not (k in ("model", "out") and v == getattr(stored, k))}
+    changed = sorted(set(overrides) - RESUME_OVERRIDABLE)
+    if changed:
+        raise ConfigError(
+            f"cannot change {', '.join(changed)} when resuming (the run would not continue the same way); "
+            f"start a new run with --init {Path(run_dir) / 'last.pt'} instead"
+        )
+    return replace(resolve_config(overrides, base=stored), out=str(run_dir))
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, positional_model: bool = True) -> None:

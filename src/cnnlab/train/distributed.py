@@ -19,6 +19,7 @@ __all__ = [
     "env_from_torchrun",
     "gather_objects",
     "init_distributed",
+    "main_value",
 ]
 
 
@@ -79,6 +80,14 @@ def all_reduce_sum(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
     if env.enabled:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def main_value(value: float, env: DistEnv, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (a clock read there, so that plans made from it agree)."""
+    if not env.enabled:
+        return value
+    values = torch.tensor([value * float(env.is_main)], dtype=torch.float64, device=device)
+    return all_reduce_sum(values, env).item()
 
 
 def gather_objects(obj: object, env: DistEnv) -> list:

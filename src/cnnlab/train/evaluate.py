@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data import BatchAugment, BatchSource, load_image
+from cnnlab.errors import ConfigError
 from cnnlab.train.build import build_model, split_outputs
-from cnnlab.train.checkpoint import is_cnnlab_checkpoint, load_checkpoint
-from cnnlab.train.config import TrainConfig
+from cnnlab.train.checkpoint import RunCheckpoint, load_run_checkpoint
 from cnnlab.train.distributed import DistEnv, all_reduce_sum
 from cnnlab.train.inputs import augment_from_meta, load_eval_source
 from cnnlab.train.runtime import autocast, select_device
@@ -81,16 +81,11 @@ def predict_logits(
     return torch.cat(outs), torch.cat(labels)
 
 
-def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """(model in eval mode, checkpoint dict) rebuilt from our checkpoint, with EMA weights if it has them."""
-    ckpt = load_checkpoint(path)
-    if not is_cnnlab_checkpoint(ckpt):
-        raise ValueError(f"{path} is not a cnnlab training checkpoint (a bare state_dict has no model name)")
-    cfg = TrainConfig(**ckpt["config"])
-    meta = ckpt["data"]
-    model = build_model(cfg, len(meta["classes"]), meta["in_chans"])
-    weights = (ckpt.get("ema") or {}).get("module") or ckpt["model"]
-    model.load_state_dict(weights)
+def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, RunCheckpoint]:
+    """(model in eval mode, checkpoint) rebuilt from our last.pt or best.pt, with EMA weights if it has them."""
+    ckpt = load_run_checkpoint(path)
+    model = build_model(ckpt.config, ckpt.data.num_classes, ckpt.data.in_chans)
+    model.load_state_dict(ckpt.weights)
     return model.to(device).eval(), ckpt
 
 
@@ -104,12 +99,12 @@ def evaluate_checkpoint(
 ) -> dict:
     """Loss and accuracy of a checkpoint on its data set's test (or validation) split."""
     if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+        raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
     dev = select_device(device)
     model, ckpt = load_trained_model(path, dev)
-    cfg = TrainConfig(**ckpt["config"])
+    cfg = ckpt.config
     source = load_eval_source(
-        ckpt["data"],
+        ckpt.data,
         split,
         batch_size,
         dev,
@@ -120,11 +115,11 @@ def evaluate_checkpoint(
         cfg.split_seed,
     )
     flip = cfg.tta_flip if tta_flip is None else tta_flip
-    result = evaluate(model, source, augment_from_meta(ckpt["data"]), tta_flip=flip)
+    result = evaluate(model, source, augment_from_meta(ckpt.data), tta_flip=flip)
     return {
         "checkpoint": str(path),
         "model": cfg.model,
-        "data": ckpt["data"]["dataset"],
+        "data": ckpt.data.dataset,
         "split": split,
         "tta_flip": flip,
         **result,
@@ -137,21 +132,21 @@ def predict_files(
     """The ``topk`` classes and probabilities of each image file under a checkpoint's model."""
     dev = select_device(device)
     model, ckpt = load_trained_model(path, dev)
-    meta = ckpt["data"]
-    topk = min(topk, len(meta["classes"]))
+    meta = ckpt.data
+    topk = min(topk, meta.num_classes)
     if topk < 1:
-        raise ValueError("topk must be at least 1")
-    chans, height, width = meta["image_shape"]
+        raise ConfigError("topk must be at least 1")
+    chans, height, width = meta.image_shape
     batch = torch.stack([_image_tensor(p, chans, height, width) for p in images]).to(dev)
     augment = augment_from_meta(meta)
     with torch.inference_mode():
-        probs = _logits(model, augment.eval(batch), ckpt["config"].get("tta_flip", False)).softmax(1)
+        probs = _logits(model, augment.eval(batch), ckpt.config.tta_flip).softmax(1)
     top = probs.topk(topk, dim=1)
     return [
         {
             "image": str(p),
             "top": [
-                {"class": meta["classes"][i], "probability": float(v)}
+                {"class": meta.classes[i], "probability": float(v)}
                 for v, i in zip(vals.tolist(), idx.tolist())
             ],
         }
@@ -178,12 +173,12 @@ def ensemble_checkpoints(
 ) -> dict:
     """Each checkpoint's accuracy and that of their averaged softmax outputs (AlexNet's 7-CNN ensemble)."""
     if len(paths) < 2:
-        raise ValueError("an ensemble needs at least two checkpoints")
+        raise ConfigError("an ensemble needs at least two checkpoints")
     dev = select_device(device)
     members, probs_sum, labels, first_meta = [], None, None, None
     for path in paths:
         model, ckpt = load_trained_model(path, dev)
-        meta, cfg = ckpt["data"], TrainConfig(**ckpt["config"])
+        meta, cfg = ckpt.data, ckpt.config
         if first_meta is None:
             first_meta = meta
             source = load_eval_source(
@@ -197,8 +192,8 @@ def ensemble_checkpoints(
                 cfg.val_split,
                 cfg.split_seed,
             )
-        elif meta["classes"] != first_meta["classes"] or meta["dataset"] != first_meta["dataset"]:
-            raise ValueError(
+        elif meta.classes != first_meta.classes or meta.dataset != first_meta.dataset:
+            raise ConfigError(
                 f"{path} was trained on other data than {paths[0]}; an ensemble needs the same classes"
             )
         logits, y = predict_logits(model, source, augment_from_meta(meta), tta_flip=cfg.tta_flip)
@@ -215,7 +210,7 @@ def ensemble_checkpoints(
     accuracy = float((probs_sum.argmax(1) == labels).double().mean())
     return {
         "split": split,
-        "data": first_meta["dataset"],
+        "data": first_meta.dataset,
         "images": int(labels.numel()),
         "members": members,
         "ensemble_accuracy": accuracy,

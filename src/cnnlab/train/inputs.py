@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,15 +25,50 @@ from cnnlab.data import (
     split_indices,
     train_val_split,
 )
+from cnnlab.errors import CheckpointError, ConfigError, DataError, InputSizeError
 from cnnlab.models import ModelInfo
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import DistEnv
 
-__all__ = ["DataBundle", "augment_from_meta", "load_eval_source", "prepare_data"]
+__all__ = ["DataBundle", "DataMeta", "augment_from_meta", "load_eval_source", "prepare_data"]
 
 # ImageNet statistics (torchvision's) for image folders, whose own statistics would need a decoding pass.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataMeta:
+    """What a run trained on, stored in its checkpoints so evaluation and prediction feed the same input."""
+
+    kind: str  # "tensor": arrays held whole on the device; "folder": image files decoded per batch
+    dataset: str  # canonical name of a named data set, or the image folder's path
+    classes: list[str]  # class names in label order
+    mean: list[float]  # per-channel mean of the pixels (0-1 scale) subtracted before the model
+    std: list[float]  # per-channel standard deviation the pixels are divided by
+    image_shape: list[int]  # (C, H, W) of the images as stored (before padding or resizing)
+    input_size: int  # side of the model's square input in pixels
+    in_chans: int  # the model's input channels (3 on 1-channel data repeats the channel)
+    train_images: int  # training images after the validation carve-out
+    val_images: int
+    test_images: int
+    source: str  # where the files were read from
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict checkpoints store (the keys of format cnnlab-checkpoint-v1)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DataMeta:
+        """The description ``to_dict()`` gave; a missing key means a damaged checkpoint."""
+        missing = [f.name for f in fields(cls) if f.name not in values]
+        if missing:
+            raise CheckpointError(f"the checkpoint's data description lacks {', '.join(missing)}; it is damaged")
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
 @dataclass
@@ -43,11 +79,11 @@ class DataBundle:
     val: BatchSource | None
     test: BatchSource
     augment: BatchAugment
-    meta: dict  # plain description stored in checkpoints: classes, mean, std, sizes, channels
+    meta: DataMeta
 
     @property
     def num_classes(self) -> int:
-        return len(self.meta["classes"])
+        return self.meta.num_classes
 
 
 def _resolve_size(
@@ -55,7 +91,7 @@ def _resolve_size(
 ) -> int:
     size = cfg.image_size or max(height, width, info.min_size)
     if size < info.min_size:
-        raise ValueError(
+        raise InputSizeError(
             f"{cfg.model} takes inputs of at least {info.min_size}x{info.min_size}; "
             f"--image-size {size} is too small"
         )
@@ -74,7 +110,7 @@ def _resolve_size(
 def _model_chans(cfg: TrainConfig, data_chans: int) -> int:
     chans = cfg.in_chans or data_chans
     if chans != data_chans and data_chans != 1:
-        raise ValueError(
+        raise ConfigError(
             f"the data has {data_chans} channels; --in-chans {chans} can only widen 1-channel data"
         )
     return chans
@@ -98,15 +134,14 @@ def _augment(
     )
 
 
-def augment_from_meta(meta: dict, channels_last: bool = False) -> BatchAugment:
+def augment_from_meta(meta: DataMeta, channels_last: bool = False) -> BatchAugment:
     """The evaluation transform a checkpoint was trained with (no random augmentation)."""
-    size = meta["input_size"] if meta["kind"] == "tensor" else None
     return BatchAugment(
-        mean=tuple(meta["mean"]),
-        std=tuple(meta["std"]),
-        num_classes=len(meta["classes"]),
-        size=size,
-        in_chans=meta["in_chans"],
+        mean=tuple(meta.mean),
+        std=tuple(meta.std),
+        num_classes=meta.num_classes,
+        size=meta.input_size if meta.kind == "tensor" else None,
+        in_chans=meta.in_chans,
         channels_last=channels_last,
     )
 
@@ -135,20 +170,20 @@ def prepare_data(
         batch = cfg.batch_size if is_train else cfg.eval_batch_size
         return TensorBatches(data, batch, device, is_train, cfg.seed, env.rank, env.world_size)
 
-    meta = {
-        "kind": "tensor",
-        "dataset": canonical_dataset_name(cfg.data),
-        "classes": list(train.classes),
-        "mean": list(mean),
-        "std": list(std),
-        "image_shape": [chans, height, width],
-        "input_size": size,
-        "in_chans": in_chans,
-        "train_images": len(train),
-        "val_images": len(val) if val else 0,
-        "test_images": len(splits["test"]),
-        "source": train.source,
-    }
+    meta = DataMeta(
+        kind="tensor",
+        dataset=canonical_dataset_name(cfg.data),
+        classes=list(train.classes),
+        mean=list(mean),
+        std=list(std),
+        image_shape=[chans, height, width],
+        input_size=size,
+        in_chans=in_chans,
+        train_images=len(train),
+        val_images=len(val) if val else 0,
+        test_images=len(splits["test"]),
+        source=train.source,
+    )
     return DataBundle(
         source(train, True),
         source(val, False),
@@ -175,7 +210,7 @@ def _prepare_folders(
     chans = cfg.in_chans or 3
     size = cfg.image_size or info.input_size[-1]
     if size < info.min_size:
-        raise ValueError(f"{cfg.model} takes inputs of at least {info.min_size}x{info.min_size}; got {size}")
+        raise InputSizeError(f"{cfg.model} takes inputs of at least {info.min_size}x{info.min_size}; got {size}")
     full = FolderDataset(folders["train"], size, chans, train=True)
     test = FolderDataset(folders["test"], size, chans, train=False, classes=full.classes)
     train_idx, val_idx = split_indices(len(full), cfg.val_split, cfg.split_seed)
@@ -195,20 +230,20 @@ def _prepare_folders(
         f"image folder {cfg.data}: {len(train)} training, {len(val_idx)} validation, {len(test)} test images "
         f"decoded at {size}x{size} by {workers} worker(s)"
     )
-    meta = {
-        "kind": "folder",
-        "dataset": str(Path(cfg.data).expanduser()),
-        "classes": list(full.classes),
-        "mean": list(mean),
-        "std": list(std),
-        "image_shape": [chans, size, size],
-        "input_size": size,
-        "in_chans": chans,
-        "train_images": len(train),
-        "val_images": len(val_idx),
-        "test_images": len(test),
-        "source": str(folders["train"].parent),
-    }
+    meta = DataMeta(
+        kind="folder",
+        dataset=str(Path(cfg.data).expanduser()),
+        classes=list(full.classes),
+        mean=list(mean),
+        std=list(std),
+        image_shape=[chans, size, size],
+        input_size=size,
+        in_chans=chans,
+        train_images=len(train),
+        val_images=len(val_idx),
+        test_images=len(test),
+        source=str(folders["train"].parent),
+    )
     return DataBundle(
         source(train, True),
         source(val, False),
@@ -219,7 +254,7 @@ def _prepare_folders(
 
 
 def load_eval_source(
-    meta: dict,
+    meta: DataMeta,
     split: str,
     batch_size: int,
     device: torch.device,
@@ -231,14 +266,14 @@ def load_eval_source(
     workers: int = 0,
 ) -> BatchSource:
     """The ``split`` ('test' or 'val') of the data set a checkpoint was trained on, for evaluation."""
-    name = data or meta["dataset"]
+    name = data or meta.dataset
     if canonical_dataset_name(name) is None:
         folders = find_folder_splits(name)
-        chans, size = meta["in_chans"], meta["input_size"]
+        chans, size = meta.in_chans, meta.input_size
         if split == "test":
-            dataset = FolderDataset(folders["test"], size, chans, train=False, classes=meta["classes"])
+            dataset = FolderDataset(folders["test"], size, chans, train=False, classes=meta.classes)
         else:
-            full = FolderDataset(folders["train"], size, chans, train=False, classes=meta["classes"])
+            full = FolderDataset(folders["train"], size, chans, train=False, classes=meta.classes)
             dataset = full.subset(split_indices(len(full), val_split, split_seed)[1], train=False)
         return FolderBatches(dataset, batch_size, device, False, workers)
     splits = load_arrays(name, data_dir, download)
@@ -247,7 +282,10 @@ def load_eval_source(
     else:
         arrays = train_val_split(splits["train"], val_split, split_seed)[1]
         if arrays is None:
-            raise ValueError("this run had no validation split (val_split 0); evaluate on the test split")
-    if arrays.classes != meta["classes"]:
-        raise ValueError(f"the checkpoint's classes {meta['classes']} differ from {name}'s {arrays.classes}")
+            raise ConfigError("this run had no validation split (val_split 0); evaluate on the test split")
+    if arrays.classes != meta.classes:
+        raise DataError(
+            f"the checkpoint's classes {meta.classes} differ from {name}'s {arrays.classes}; "
+            f"evaluate it on the data set it was trained on"
+        )
     return TensorBatches(arrays, batch_size, device, False)

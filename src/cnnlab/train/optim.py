@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from cnnlab.errors import ConfigError
+
 __all__ = ["ModelEma", "build_optimizer", "param_groups"]
 
 
@@ -14,7 +16,7 @@ def param_groups(model: nn.Module, weight_decay: float, norm_bias_decay: bool = 
     """Trainable parameters in one group, or two when norm weights and biases (1-D tensors) skip decay."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not params:
-        raise ValueError("the model has no trainable parameters (is everything frozen?)")
+        raise ConfigError("the model has no trainable parameters (is everything frozen?)")
     if norm_bias_decay:
         return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
     # 1-D parameters are exactly the biases and the norm layers' scales and shifts.
@@ -41,11 +43,11 @@ def build_optimizer(
     groups = param_groups(model, weight_decay, norm_bias_decay)
     if name == "sgd":
         if nesterov and momentum <= 0:
-            raise ValueError("Nesterov momentum needs --momentum above 0")
+            raise ConfigError("Nesterov momentum needs --momentum above 0")
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, foreach=True)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), foreach=True)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adamw")
+    raise ConfigError(f"unknown optimizer {name!r}; choose sgd or adamw")
 
 
 class ModelEma:

@@ -1,37 +1,38 @@
-"""The machine side of a run: device, thread count, mixed precision, determinism, hardware description."""
+"""The machine side of a run: device, threads, mixed precision, determinism, signals, hardware description."""
 
 from __future__ import annotations
 
 import os
 import platform
 import random
-import sys
+import signal
+import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from cnnlab.errors import ConfigError
+from cnnlab.train.console import notice
+
 __all__ = [
+    "StopRequest",
     "autocast",
     "busy_cores",
     "cpu_has_fast_bf16",
     "free_cores",
     "hardware_info",
-    "notice",
     "read_cpu_times",
     "resolve_amp",
     "seed_everything",
     "select_device",
     "set_deterministic",
     "set_threads",
+    "stop_requests",
 ]
-
-
-def notice(message: str, enabled: bool = True) -> None:
-    """A one-line note to the user on stderr."""
-    if enabled:
-        print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def select_device(name: str, local_rank: int = 0) -> torch.device:
@@ -41,11 +42,11 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto") from err
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
+        raise ConfigError("device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device mps was asked for but is not available here; use --device cpu")
+        raise ConfigError("device mps was asked for but is not available here; use --device cpu")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     return device
@@ -129,7 +130,7 @@ def resolve_amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, st
         return torch.bfloat16, None
     if device.type == "cpu":
         if mode == "fp16":
-            raise ValueError("fp16 autocast is for CUDA; on the CPU use --amp bf16 or --amp off")
+            raise ConfigError("fp16 autocast is for CUDA; on the CPU use --amp bf16 or --amp off")
         if cpu_has_fast_bf16():
             return torch.bfloat16, None
         return None, "mixed precision off: this CPU has no fast bf16 (AVX512-BF16/AMX); training in fp32"
@@ -156,6 +157,38 @@ def set_deterministic(enabled: bool) -> None:
     torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
+
+
+@dataclass
+class StopRequest:
+    """Set by Ctrl-C or SIGTERM: the loop checkpoints and stops after the current step."""
+
+    requested: bool = False
+
+
+@contextmanager
+def stop_requests() -> Iterator[StopRequest]:
+    """Ctrl-C (or SIGTERM) asks the loop to checkpoint and stop after this step; a second one quits now.
+
+    Signal handlers can only be set in the main thread; elsewhere the request is never set.
+    """
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+        notice("stopping after this step to save a checkpoint (press Ctrl-C again to quit at once)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _cpu_name() -> str:

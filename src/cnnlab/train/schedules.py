@@ -10,8 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from cnnlab.errors import ConfigError
+from cnnlab.train.config import TrainConfig
+
 __all__ = [
     "Plateau",
+    "config_lr",
     "constant",
     "cosine",
     "lr_at",
@@ -142,5 +146,23 @@ def lr_at(
     elif name == "onecycle":
         factor = onecycle(step, total, onecycle_peak)
     else:
-        raise ValueError(f"unknown schedule {name!r}")
+        raise ConfigError(f"unknown schedule {name!r}; choose constant, step, multistep, plateau, cosine or onecycle")
     return base_lr * max(factor, floor) * warmup(step, warmup_steps)
+
+
+def config_lr(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int, plateau_reductions: int = 0) -> float:
+    """The learning rate of ``step`` of ``total`` under ``cfg``'s schedule settings."""
+    return lr_at(
+        step,
+        name=cfg.schedule,
+        base_lr=cfg.lr,
+        total=total,
+        steps_per_epoch=steps_per_epoch,
+        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+        gamma=cfg.gamma,
+        step_epochs=cfg.step_epochs,
+        milestones=cfg.milestones,
+        min_lr=cfg.min_lr,
+        onecycle_peak=cfg.onecycle_peak,
+        plateau_reductions=plateau_reductions,
+    )
