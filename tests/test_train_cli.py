@@ -113,3 +113,23 @@ def test_resume_extends_a_finished_run(cli_run, capsys):
     assert main(["train", "--resume", str(root / "run"), "--epochs", "3", "--quiet"]) == 0
     assert load_checkpoint(root / "run" / "last.pt")["epoch"] == 3
     assert Path(root / "run" / "metrics.csv").read_text().count("\n") == 4
+
+
+def test_a_run_on_two_classes_and_a_subset_is_evaluated_on_the_same_classes(tmp_path, capsys):
+    data = make_idx_dataset(tmp_path / "data", n_train=320, n_test=60)
+    out = tmp_path / "run"
+    argv = ["train", TINY, "--data-dir", str(data), "--epochs", "1", "--batch-size", "16", "--val-split", "0.25",
+            "--threads", "1", "--quiet", "--device", "cpu", "--out", str(out),
+            "--classes", "7", "3", "--train-subset", "0.5"]
+    assert main(argv) == 0
+    splits = load_arrays("fashion-mnist", data, download=False)
+    counts = {split: [int((a.labels == c).sum()) for c in (7, 3)] for split, a in splits.items()}
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_classes"] == 2 and results["test_images"] == sum(counts["test"])
+    meta = load_checkpoint(out / "last.pt")["data"]
+    names = splits["train"].classes
+    assert meta["classes"] == [names[7], names[3]]
+    assert meta["train_images"] + meta["val_images"] == sum(round(n / 2) for n in counts["train"])
+    capsys.readouterr()
+    assert main(["eval", str(out / "last.pt"), "--split", "val", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == meta["val_images"] > 0

@@ -150,3 +150,26 @@ def test_model_args_reach_the_builder_from_flags_and_files(tmp_path):
     assert TrainConfig.from_dict(cfg.to_dict()).model_args == {"width_mult": 0.125, "hidden": 32}
     with pytest.raises(ValueError, match="key=value"):
         parse_model_args("width_mult")
+
+
+def test_classes_and_train_subset_select_the_data(tmp_path):
+    """--classes keeps and relabels classes in the given order; --train-subset keeps a share of each class,
+    before the validation carve-out; evaluation of the checkpoint sees the same classes."""
+    import torch
+
+    from cnnlab.data import ArrayDataset, select_classes, stratified_subset
+    from cnnlab.errors import ConfigError
+
+    labels = torch.arange(10).repeat_interleave(20)
+    data = ArrayDataset(torch.zeros(200, 1, 4, 4, dtype=torch.uint8), labels, [f"c{i}" for i in range(10)])
+    picked = select_classes(data, [7, 2])
+    assert picked.classes == ["c7", "c2"] and len(picked) == 40
+    assert picked.labels.tolist() == [1] * 20 + [0] * 20  # file order kept: class 2's images come first
+    half = stratified_subset(data, 0.5, seed=3)
+    assert len(half) == 100 and half.class_counts() == [10] * 10
+    assert stratified_subset(data, 30, seed=3).class_counts() == [3] * 10
+    assert stratified_subset(data, 0.5, seed=3).labels.equal(half.labels)  # seeded
+    with pytest.raises(ConfigError, match="not indices"):
+        select_classes(data, [10])
+    with pytest.raises(ConfigError, match="not within"):
+        stratified_subset(data, 500)

@@ -1,6 +1,13 @@
 """Data sets and batch-level augmentation: Fashion-MNIST, MNIST, CIFAR-10/100 and image folders."""
 
-from cnnlab.data.arrays import ArrayDataset, channel_stats, split_indices, train_val_split
+from cnnlab.data.arrays import (
+    ArrayDataset,
+    channel_stats,
+    select_classes,
+    split_indices,
+    stratified_subset,
+    train_val_split,
+)
 from cnnlab.data.augment import (
     BatchAugment,
     crop_flip_erase,
@@ -47,9 +54,11 @@ __all__ = [
     "normalize",
     "random_crop",
     "random_erasing",
+    "select_classes",
     "read_cifar_batch",
     "read_cifar_meta",
     "read_idx",
     "split_indices",
+    "stratified_subset",
     "train_val_split",
 ]

@@ -8,7 +8,7 @@ import torch
 
 from cnnlab.errors import ConfigError, DataError
 
-__all__ = ["ArrayDataset", "channel_stats", "split_indices", "train_val_split"]
+__all__ = ["ArrayDataset", "channel_stats", "select_classes", "split_indices", "stratified_subset", "train_val_split"]
 
 
 @dataclass
@@ -51,6 +51,39 @@ class ArrayDataset:
     def class_counts(self) -> list[int]:
         """Number of images per class, in class order."""
         return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+
+def select_classes(data: ArrayDataset, classes: list[int]) -> ArrayDataset:
+    """The images of ``classes`` only, relabelled 0..k-1 in the order given (class names follow)."""
+    if not classes:
+        return data
+    bad = [c for c in classes if not 0 <= c < len(data.classes)]
+    if bad:
+        raise ConfigError(f"classes {bad} are not indices of {data.name or 'the data set'}'s "
+                          f"{len(data.classes)} classes (0..{len(data.classes) - 1})")
+    relabel = torch.full((len(data.classes),), -1, dtype=torch.int64)
+    relabel[torch.tensor(classes)] = torch.arange(len(classes))
+    keep = (relabel[data.labels] >= 0).nonzero().squeeze(1)
+    return ArrayDataset(data.images[keep], relabel[data.labels[keep]], [data.classes[c] for c in classes],
+                        data.name, data.source, dict(data.extra))
+
+
+def stratified_subset(data: ArrayDataset, size: float, seed: int = 0) -> ArrayDataset:
+    """``size`` images (a count, or a fraction below 1) with every class in its share, seeded."""
+    n = len(data)
+    count = round(size * n) if size < 1 else int(size)
+    if not 0 < count <= n:
+        raise ConfigError(f"a training subset of {count} images is not within the {n} available")
+    if count == n:
+        return data
+    generator = torch.Generator().manual_seed(seed)
+    picked = []
+    for label in range(len(data.classes)):
+        members = (data.labels == label).nonzero().squeeze(1)
+        members = members[torch.randperm(len(members), generator=generator)]
+        picked.append(members[: round(len(members) * count / n)])
+    indices = torch.cat(picked).sort().values
+    return data.subset(indices, f"{data.name}:subset")
 
 
 def split_indices(n: int, val_size: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

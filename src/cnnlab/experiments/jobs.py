@@ -128,7 +128,7 @@ def run_job(job: Job, out_dir: str | Path, threads: int | None = None) -> JobRes
     """Train one job into ``out_dir/KEY`` (resuming a killed run, reusing a finished one); never raises for
     a diverging run or a bad setting, which are recorded as failures."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.train import TrainingDivergedError, resolve_config, resume_training, train
+    from cnnlab.train import resolve_config, resume_training, train
 
     run_dir = Path(out_dir) / job.key
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def run_job(job: Job, out_dir: str | Path, threads: int | None = None) -> JobRes
             if threads is not None and settings.get("threads") is None:
                 settings["threads"] = threads
             result = train(resolve_config({**settings, "out": str(run_dir)}))
-    except (CnnlabError, TrainingDivergedError) as err:
+    except CnnlabError as err:  # a diverging run (TrainingDivergedError) or a setting that cannot work
         print(f"cnnlab: {job.key} failed: {err}", file=sys.stderr, flush=True)
         return JobResult(job.key, "failed", {}, dict(job.info), time.perf_counter() - start, str(err))
     return JobResult(job.key, "ok", result, dict(job.info), time.perf_counter() - start)

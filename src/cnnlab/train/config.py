@@ -78,7 +78,17 @@ class TrainConfig:
         "validation images carved from the training set: a fraction below 1 or a "
         "count; 0 trains on all and selects the last epoch",
     )
-    split_seed: int = _f(0, "seed of the validation carve-out (kept apart from --seed so it stays fixed)")
+    split_seed: int = _f(0, "seed of the validation carve-out and of --train-subset (kept apart from --seed)")
+    classes: list[int] = _f(
+        [],
+        "train and test on these classes only (indices into the data set's classes), relabelled 0..k-1 in "
+        "the order given; empty: all classes",
+    )
+    train_subset: float | None = _f(
+        None,
+        "keep only this many training images (a count, or a fraction below 1), the same share of every "
+        "class, drawn with --split-seed before the validation carve-out; default: all",
+    )
     image_size: int | None = _f(
         None,
         "model input side in pixels; default: the data's own size, padded or "
@@ -190,6 +200,9 @@ class TrainConfig:
             between("eval_batch_size", 1, inf),
             between("lr", 0, inf, lo_open=True),
             between("val_split", 0, inf),
+            between("train_subset", 0, inf, lo_open=True),
+            (len(set(self.classes)) == len(self.classes), "classes must not repeat an index"),
+            (all(c >= 0 for c in self.classes), "classes are indices, 0 or more"),
             between("label_smoothing", 0, 1),
             between("random_erasing", 0, 1, hi_open=False),
             between("mixup", 0, inf),

@@ -103,17 +103,7 @@ def evaluate_checkpoint(
     dev = select_device(device)
     model, ckpt = load_trained_model(path, dev)
     cfg = ckpt.config
-    source = load_eval_source(
-        ckpt.data,
-        split,
-        batch_size,
-        dev,
-        data_dir or cfg.data_dir,
-        None,
-        cfg.download,
-        cfg.val_split,
-        cfg.split_seed,
-    )
+    source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir)
     flip = cfg.tta_flip if tta_flip is None else tta_flip
     result = evaluate(model, source, augment_from_meta(ckpt.data), tta_flip=flip)
     return {
@@ -181,17 +171,7 @@ def ensemble_checkpoints(
         meta, cfg = ckpt.data, ckpt.config
         if first_meta is None:
             first_meta = meta
-            source = load_eval_source(
-                meta,
-                split,
-                batch_size,
-                dev,
-                data_dir or cfg.data_dir,
-                None,
-                cfg.download,
-                cfg.val_split,
-                cfg.split_seed,
-            )
+            source = load_eval_source(meta, split, batch_size, dev, cfg, data_dir)
         elif meta.classes != first_meta.classes or meta.dataset != first_meta.dataset:
             raise ConfigError(
                 f"{path} was trained on other data than {paths[0]}; an ensemble needs the same classes"

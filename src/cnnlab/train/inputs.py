@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from cnnlab.data import (
     find_folder_splits,
     fit_mode,
     load_arrays,
+    select_classes,
     split_indices,
+    stratified_subset,
     train_val_split,
 )
 from cnnlab.errors import CheckpointError, ConfigError, DataError, InputSizeError
@@ -53,6 +55,8 @@ class DataMeta:
     val_images: int
     test_images: int
     source: str  # where the files were read from
+    class_subset: list[int] = field(default_factory=list)  # --classes: the data set's class indices kept
+
 
     @property
     def num_classes(self) -> int:
@@ -65,10 +69,10 @@ class DataMeta:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DataMeta:
         """The description ``to_dict()`` gave; a missing key means a damaged checkpoint."""
-        missing = [f.name for f in fields(cls) if f.name not in values]
+        missing = [f.name for f in fields(cls) if f.name not in values and f.default_factory is MISSING]
         if missing:
             raise CheckpointError(f"the checkpoint's data description lacks {', '.join(missing)}; it is damaged")
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 @dataclass
@@ -146,6 +150,11 @@ def augment_from_meta(meta: DataMeta, channels_last: bool = False) -> BatchAugme
     )
 
 
+def _training_pool(train: ArrayDataset, cfg: TrainConfig) -> ArrayDataset:
+    """The training images a run draws from: all of them, or the --train-subset share of each class."""
+    return stratified_subset(train, cfg.train_subset, cfg.split_seed) if cfg.train_subset else train
+
+
 def prepare_data(
     cfg: TrainConfig,
     info: ModelInfo,
@@ -157,8 +166,8 @@ def prepare_data(
     """Batch sources for train / validation / test and the augmentation, as the config asks."""
     if canonical_dataset_name(cfg.data) is None:
         return _prepare_folders(cfg, info, device, env, channels_last, say)
-    splits = load_arrays(cfg.data, cfg.data_dir, cfg.download)
-    train, val = train_val_split(splits["train"], cfg.val_split, cfg.split_seed)
+    splits = {k: select_classes(v, cfg.classes) for k, v in load_arrays(cfg.data, cfg.data_dir, cfg.download).items()}
+    train, val = train_val_split(_training_pool(splits["train"], cfg), cfg.val_split, cfg.split_seed)
     mean, std = channel_stats(train.images)
     chans, height, width = train.image_shape
     size = _resolve_size(cfg, info, height, width, say)
@@ -183,6 +192,7 @@ def prepare_data(
         val_images=len(val) if val else 0,
         test_images=len(splits["test"]),
         source=train.source,
+        class_subset=list(cfg.classes),
     )
     return DataBundle(
         source(train, True),
@@ -206,6 +216,9 @@ def _prepare_folders(
     channels_last: bool,
     say: Callable[[str], None],
 ) -> DataBundle:
+    if cfg.classes or cfg.train_subset:
+        raise ConfigError("--classes and --train-subset apply to the named data sets; for an image folder, "
+                          "make a folder holding the classes and images you want")
     folders = find_folder_splits(cfg.data)
     chans = cfg.in_chans or 3
     size = cfg.image_size or info.input_size[-1]
@@ -258,15 +271,11 @@ def load_eval_source(
     split: str,
     batch_size: int,
     device: torch.device,
+    cfg: TrainConfig,
     data_dir: str | None = None,
-    data: str | None = None,
-    download: bool = True,
-    val_split: float = 0,
-    split_seed: int = 0,
-    workers: int = 0,
 ) -> BatchSource:
     """The ``split`` ('test' or 'val') of the data set a checkpoint was trained on, for evaluation."""
-    name = data or meta.dataset
+    name, data_dir = meta.dataset, data_dir or cfg.data_dir
     if canonical_dataset_name(name) is None:
         folders = find_folder_splits(name)
         chans, size = meta.in_chans, meta.input_size
@@ -274,13 +283,13 @@ def load_eval_source(
             dataset = FolderDataset(folders["test"], size, chans, train=False, classes=meta.classes)
         else:
             full = FolderDataset(folders["train"], size, chans, train=False, classes=meta.classes)
-            dataset = full.subset(split_indices(len(full), val_split, split_seed)[1], train=False)
-        return FolderBatches(dataset, batch_size, device, False, workers)
-    splits = load_arrays(name, data_dir, download)
+            dataset = full.subset(split_indices(len(full), cfg.val_split, cfg.split_seed)[1], train=False)
+        return FolderBatches(dataset, batch_size, device, False, cfg.workers or 0)
+    splits = {k: select_classes(v, meta.class_subset) for k, v in load_arrays(name, data_dir, cfg.download).items()}
     if split == "test":
         arrays = splits["test"]
     else:
-        arrays = train_val_split(splits["train"], val_split, split_seed)[1]
+        arrays = train_val_split(_training_pool(splits["train"], cfg), cfg.val_split, cfg.split_seed)[1]
         if arrays is None:
             raise ConfigError("this run had no validation split (val_split 0); evaluate on the test split")
     if arrays.classes != meta.classes:
