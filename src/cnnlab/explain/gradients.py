@@ -98,18 +98,15 @@ def smooth_gradient(model: nn.Module, images: torch.Tensor, target: Target = Non
                     noise: float = 0.15, batch_size: int = 64, seed: int = 0) -> torch.Tensor:
     """(B, C, H, W): |gradient| averaged over ``samples`` noisy copies of each image (SmoothGrad)."""
     images = check_images(images)
-    if noise < 0:
-        raise ConfigError(f"the SmoothGrad noise level must be at least 0, got {noise}")
-    gen = torch.Generator(device=images.device).manual_seed(seed)
+    if noise < 0 or samples < 1:
+        raise ConfigError(f"SmoothGrad needs samples >= 1 and noise >= 0, got {samples} and {noise}")
     per_chunk = max(1, batch_size // samples)  # images per forward pass, each with all its copies
     out = torch.empty_like(images)
     with explaining(model):
         for part in chunks(len(images), per_chunk):
             x = images[part]
-            sigma = noise * (x.flatten(1).amax(1) - x.flatten(1).amin(1))  # (b,)
             copies = x.repeat(samples, 1, 1, 1)  # (samples * b, C, H, W), copy k of image i at k * b + i
-            copies = copies + torch.randn(copies.shape, generator=gen, device=x.device, dtype=x.dtype) \
-                * sigma.repeat(samples).view(-1, 1, 1, 1)
+            copies = copies + _noise(x, samples, noise, seed, part.start)
             t = target_part(target, part, len(images))
             if t is None:  # the class predicted for the clean image, not for each noisy copy
                 with torch.no_grad():
@@ -118,6 +115,19 @@ def smooth_gradient(model: nn.Module, images: torch.Tensor, target: Target = Non
             grads = _score_gradient(model, copies, t).abs()
             out[part] = grads.view(samples, len(x), *x.shape[1:]).mean(0)
     return out
+
+
+def _noise(x: torch.Tensor, samples: int, level: float, seed: int, first: int) -> torch.Tensor:
+    """(samples * b, C, H, W) Gaussian noise for the copies of images ``first`` ... ``first + b - 1``.
+
+    Each image draws from its own generator (seeded by ``seed`` and its index in the batch), so the result
+    does not depend on how the batch is cut into chunks.
+    """
+    sigma = level * (x.flatten(1).amax(1) - x.flatten(1).amin(1))  # (b,): a fraction of each image's range
+    gens = [torch.Generator().manual_seed(seed * 1_000_003 + first + i) for i in range(len(x))]
+    draws = [torch.randn((samples, *x.shape[1:]), generator=g) for g in gens]
+    noise = torch.stack(draws, 1).to(x.device, x.dtype) * sigma.view(1, -1, 1, 1, 1)  # (samples, b, C, H, W)
+    return noise.flatten(0, 1)
 
 
 def guided_backprop(model: nn.Module, images: torch.Tensor, target: Target = None,
