@@ -20,6 +20,7 @@ def test_rank_correlation_is_spearmans_with_ties():
     assert np.allclose(got, expected, atol=1e-12)
     assert rank_correlation(a, -a) == pytest.approx([1, 1, 1])  # absolute maps: the sign does not count
     assert rank_correlation(np.ones((1, 3, 3)), a[:1]) == [0.0]
+    assert rank_correlation(np.ones((1, 3, 3)), np.zeros((1, 3, 3))) == [1.0]  # both constant: nothing changed
 
 
 def _ssim_by_hand(x: np.ndarray, y: np.ndarray, size: int = 11, sigma: float = 1.5) -> float:

@@ -135,15 +135,19 @@ def _average_ranks(a: np.ndarray) -> np.ndarray:
 def rank_correlation(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
     """(B,) Spearman rank correlation of the absolute values of two batches of maps, image by image.
 
-    A constant map has no ranking; its correlation with anything is 0.
+    A constant map has no ranking: two constant maps count as equal (1), a constant map and a varying one as
+    unrelated (0). Grad-CAM gives constant maps where the ReLU clears the whole weighted sum.
     """
     a2, b2 = (np.abs(np.asarray(t, dtype=np.float64)).reshape(len(t), -1) for t in (a, b))
     out = np.zeros(len(a2))
     for i, (x, y) in enumerate(zip(a2, b2)):
         rx, ry = _average_ranks(x), _average_ranks(y)
         rx, ry = rx - rx.mean(), ry - ry.mean()
-        denom = np.sqrt((rx**2).sum() * (ry**2).sum())
-        out[i] = (rx * ry).sum() / denom if denom > 0 else 0.0
+        sx, sy = (rx**2).sum(), (ry**2).sum()
+        if sx == 0 or sy == 0:
+            out[i] = 1.0 if sx == sy else 0.0
+        else:
+            out[i] = (rx * ry).sum() / np.sqrt(sx * sy)
     return out
 
 
