@@ -41,10 +41,11 @@ def explaining(model: nn.Module) -> Iterator[nn.Module]:
     statistics, dropout is off), so a batched explanation equals one image at a time. Frozen parameters
     spare the weight gradients nobody reads.
     """
-    with preserved(model):
+    with preserved(model) as state:
         model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
+        for record in state.tensors:
+            if record.values is None:  # a parameter (buffers never need gradients)
+                record.tensor.requires_grad_(False)
         yield model
 
 

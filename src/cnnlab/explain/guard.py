@@ -47,19 +47,24 @@ class _ModuleRecord:
 
     module: nn.Module
     attrs: dict
-    dicts: dict[str, dict]
+    dicts: dict[str, dict]  # contents of the non-empty dict attributes
+    empty: list[str]  # the dict attributes that were empty
 
     @classmethod
     def capture(cls, module: nn.Module) -> _ModuleRecord:
         attrs = dict(vars(module))
-        return cls(module, attrs, {k: dict(v) for k, v in attrs.items() if isinstance(v, dict)})
+        dicts = {k: v for k, v in attrs.items() if isinstance(v, dict)}
+        # Most hook dicts are empty: remember only the contents of the others (restore empties the rest).
+        return cls(module, attrs, {k: dict(v) for k, v in dicts.items() if v}, [k for k, v in dicts.items() if not v])
 
     def restore(self) -> None:
-        current = vars(self.module)
         for key, saved in self.dicts.items():
             target = self.attrs[key]
             target.clear()  # in place: hook handles keep weak references to these very dicts
             target.update(saved)
+        for key in self.empty:
+            self.attrs[key].clear()
+        current = vars(self.module)
         current.clear()
         current.update(self.attrs)
 
@@ -70,8 +75,8 @@ class _ModuleRecord:
         out += [f"{label}: attribute {k!r} removed" for k in self.attrs.keys() - current.keys()]
         for key in self.attrs.keys() & current.keys():
             now, then = current[key], self.attrs[key]
-            if key in self.dicts:
-                if now is not then or _dict_differs(now, self.dicts[key]):
+            if isinstance(then, dict):
+                if now is not then or _dict_differs(now, self.dicts.get(key, {})):
                     out.append(f"{label}: {key} changed")
             elif now is not then and not _same_value(now, then):
                 out.append(f"{label}: {key} changed from {then!r} to {now!r}")
@@ -147,13 +152,17 @@ class ModelState:
         """The state of ``model`` now (module attributes, hooks, flags, autograd settings, buffers)."""
         names = list(model.named_modules(remove_duplicate=False))
         seen: set[int] = set()
-        modules = []
-        for _, m in names:
-            if id(m) not in seen:
-                seen.add(id(m))
-                modules.append(_ModuleRecord.capture(m))
-        tensors = [_TensorRecord.capture(n, p, False) for n, p in model.named_parameters()]
-        tensors += [_TensorRecord.capture(n, b, True) for n, b in model.named_buffers()]
+        modules, tensors = [], []
+        for prefix, m in names:
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            modules.append(_ModuleRecord.capture(m))
+            for kind, table in ((False, m._parameters), (True, m._buffers)):
+                for key, t in table.items():
+                    if t is not None and id(t) not in seen:
+                        seen.add(id(t))
+                        tensors.append(_TensorRecord.capture(f"{prefix}.{key}" if prefix else key, t, kind))
         hooks = {name: dict(getattr(_torch_module, name)) for name in _GLOBAL_HOOK_DICTS
                  if isinstance(getattr(_torch_module, name, None), dict)}
         return cls(names, modules, tensors, hooks, torch.is_grad_enabled())
