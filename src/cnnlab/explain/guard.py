@@ -40,22 +40,30 @@ _GLOBAL_HOOK_DICTS = (
     "_global_parameter_registration_hooks",
 )
 
+# nn.Module's own dictionaries: submodules, parameters, buffers and every kind of hook.
+_MODULE_DICTS = tuple(k for k, v in vars(nn.Module()).items() if isinstance(v, dict))
+
 
 @dataclass
 class _ModuleRecord:
-    """One module's attributes and the contents of its dict-valued attributes (hooks, children, tensors)."""
+    """One module's attributes and the contents of its dictionaries (hooks, children, tensors)."""
 
     module: nn.Module
     attrs: dict
-    dicts: dict[str, dict]  # contents of the non-empty dict attributes
-    empty: list[str]  # the dict attributes that were empty
+    dicts: dict[str, dict]  # contents of nn.Module's non-empty dictionaries
+    empty: list[str]  # nn.Module's dictionaries that were empty
 
     @classmethod
     def capture(cls, module: nn.Module) -> _ModuleRecord:
         attrs = dict(vars(module))
-        dicts = {k: v for k, v in attrs.items() if isinstance(v, dict)}
-        # Most hook dicts are empty: remember only the contents of the others (restore empties the rest).
-        return cls(module, attrs, {k: dict(v) for k, v in dicts.items() if v}, [k for k, v in dicts.items() if not v])
+        contents, empty = {}, []
+        for key in _MODULE_DICTS:
+            value = attrs.get(key)
+            if value:
+                contents[key] = dict(value)
+            elif value is not None:
+                empty.append(key)  # most hook dicts are empty: restore only has to empty them again
+        return cls(module, attrs, contents, empty)
 
     def restore(self) -> None:
         for key, saved in self.dicts.items():
@@ -63,7 +71,9 @@ class _ModuleRecord:
             target.clear()  # in place: hook handles keep weak references to these very dicts
             target.update(saved)
         for key in self.empty:
-            self.attrs[key].clear()
+            target = self.attrs[key]
+            if target:
+                target.clear()
         current = vars(self.module)
         current.clear()
         current.update(self.attrs)
@@ -75,7 +85,7 @@ class _ModuleRecord:
         out += [f"{label}: attribute {k!r} removed" for k in self.attrs.keys() - current.keys()]
         for key in self.attrs.keys() & current.keys():
             now, then = current[key], self.attrs[key]
-            if isinstance(then, dict):
+            if key in self.dicts or key in self.empty:
                 if now is not then or _dict_differs(now, self.dicts.get(key, {})):
                     out.append(f"{label}: {key} changed")
             elif now is not then and not _same_value(now, then):
@@ -110,12 +120,14 @@ class _TensorRecord:
         )
 
     def restore(self) -> None:
-        t = self.tensor
-        if t.is_leaf:
+        t = self.tensor  # each setting compared before it is set: reading is cheaper than writing
+        if t.requires_grad != self.requires_grad and t.is_leaf:
             t.requires_grad_(self.requires_grad)
+        if t.is_leaf and t.grad is not self.grad:
             t.grad = self.grad
-        t._backward_hooks = self.hooks
-        if hasattr(t, "_post_accumulate_grad_hooks"):
+        if t._backward_hooks is not self.hooks:
+            t._backward_hooks = self.hooks
+        if getattr(t, "_post_accumulate_grad_hooks", None) is not self.post_accumulate_hooks:
             t._post_accumulate_grad_hooks = self.post_accumulate_hooks
         if self.values is not None and t._version != self.version:
             with torch.no_grad():
