@@ -137,11 +137,29 @@ def test_cnnlab_explain_user_errors_are_one_line(lenet_run, tmp_path, capsys):
                                        *common], capsys)
     assert "--from-test N" in _error(["explain", run, "--method", "saliency", *common], capsys)
     assert "does not exist" in _error(["explain", str(tmp_path / "nothing"), "--method", "filters", *common], capsys)
+    assert "attribution methods, not pca" in _error(["explain", run, "--method", "sanity", "--sanity-methods", "pca",
+                                                     "--from-test", "1", *common], capsys)
+    assert "image files carry no label" in _error(["explain", run, "--method", "saliency", "--target", "label",
+                                                   "--images", str(_noise_png(tmp_path)), *common], capsys)
+
+
+def _noise_png(folder: Path) -> Path:
+    path = folder / "query.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 30)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_cnnlab_explain_test_images_against_their_labels(lenet_run, tmp_path):
+    out = tmp_path / "labels"
+    argv = ["explain", str(lenet_run[0]), "--method", "gradcam", "--from-test", "5", "--target", "label", "--out",
+            str(out), "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    inputs = np.load(out / "inputs.npz")
+    assert (inputs["targets"] == inputs["labels"]).all() and (inputs["labels"] >= 0).all()
 
 
 def test_cnnlab_explain_image_files_with_a_class_name_target(lenet_run, tmp_path, capsys):
-    image = tmp_path / "query.png"
-    Image.fromarray((np.random.default_rng(0).random((40, 30)) * 255).astype(np.uint8)).save(image)
+    image = _noise_png(tmp_path)
     out = tmp_path / "files"
     argv = ["explain", str(lenet_run[0]), "--method", "saliency,occlusion", "--images", str(image), str(image),
             "--target", "trouser", "--out", str(out), "--device", "cpu", "--quiet"]

@@ -138,13 +138,11 @@ class _Run:
     pool: _Pool | None = None
     files: list[Path] = field(default_factory=list)
 
-    def augment(self):
+    def model_input(self, shown_u8: torch.Tensor) -> torch.Tensor:
+        """Normalized model input from uint8 images as shown (the checkpoint's evaluation transform)."""
         from cnnlab.train.inputs import augment_from_meta
 
-        return augment_from_meta(self.meta)
-
-    def model_input(self, shown_u8: torch.Tensor) -> torch.Tensor:
-        return self.augment().eval(shown_u8.to(self.device))
+        return augment_from_meta(self.meta).eval(shown_u8.to(self.device))
 
 
 def explain_checkpoint(checkpoint: str | Path, methods: Sequence[str], out: str | Path,
@@ -156,6 +154,8 @@ def explain_checkpoint(checkpoint: str | Path, methods: Sequence[str], out: str 
 
     settings = settings or ExplainSettings()
     chosen = resolve_methods(methods)
+    if "sanity" in chosen:
+        _check_sanity_methods(settings.sanity_methods)
     out = _out_dir(out)
     run = _load(checkpoint, settings, out)
     needs_images = [m for m in chosen if m not in _DATASET_ONLY]
@@ -186,6 +186,15 @@ def explain_checkpoint(checkpoint: str | Path, methods: Sequence[str], out: str 
     }
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def _check_sanity_methods(names: Sequence[str]) -> None:
+    from cnnlab.explain.attribution import ATTRIBUTION_METHODS
+
+    unknown = [n for n in names if n not in ATTRIBUTION_METHODS]
+    if unknown or not names:
+        raise UnknownNameError(f"the sanity check takes attribution methods, not {', '.join(unknown) or 'none'}; "
+                               f"choose from {', '.join(ATTRIBUTION_METHODS)}")
 
 
 def _out_dir(out: str | Path) -> Path:
