@@ -89,6 +89,9 @@ def test_every_relu_spelling_gives_the_same_map(method):
     maps = {s: method(_relu_net(s), x) for s in SPELLINGS}
     for spelling, m in maps.items():
         assert torch.equal(m, maps["module"]), spelling
+    with relu_rule("guided") as rule:
+        _relu_net("functional")(x)
+    assert rule.calls == 2  # both ReLUs of one forward pass were seen
 
 
 def test_guided_backprop_and_deconvnet_differ_from_the_gradient_on_a_relu_net():

@@ -22,7 +22,6 @@ __all__ = [
     "default_layer",
     "explaining",
     "find_layer",
-    "layer_names",
     "logits_of",
     "progress_bar",
     "resolve_targets",
@@ -44,7 +43,7 @@ def explaining(model: nn.Module) -> Iterator[nn.Module]:
     with preserved(model) as state:
         model.eval()
         for record in state.tensors:
-            if record.values is None:  # a parameter (buffers never need gradients)
+            if record.is_parameter:
                 record.tensor.requires_grad_(False)
         yield model
 
@@ -135,12 +134,6 @@ def progress_bar(items: Iterable, show: bool, what: str, unit: str = "batch") ->
     from tqdm import tqdm
 
     return tqdm(items, desc=what, unit=unit, leave=False)
-
-
-def layer_names(model: nn.Module) -> list[str]:
-    """The names a layer can be given by: the model's stages (``feature_info``) first, then every module."""
-    stages = [f.module for f in getattr(model, "feature_info", None) or []]
-    return stages + [n for n, _ in model.named_modules() if n and n not in stages]
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:

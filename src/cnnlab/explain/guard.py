@@ -106,6 +106,10 @@ class _TensorRecord:
     version: int
     values: torch.Tensor | None = None  # a copy, for buffers only
 
+    @property
+    def is_parameter(self) -> bool:
+        return self.values is None
+
     @classmethod
     def capture(cls, name: str, tensor: torch.Tensor, copy_values: bool) -> _TensorRecord:
         return cls(
@@ -233,6 +237,6 @@ def preserved(model: nn.Module) -> Iterator[ModelState]:
         yield state
     finally:
         state.restore()
-    written = [r.name for r in state.tensors if r.values is None and r.tensor._version != r.version]
+    written = [r.name for r in state.tensors if r.is_parameter and r.tensor._version != r.version]
     if written:
         raise RuntimeError(f"an explanation wrote the weights {written[:3]} of the model it explained")

@@ -516,10 +516,9 @@ def _class_images(run: _Run) -> None:
     else:
         classes = list(range(min(len(run.classes), 20)))
     chans, size = run.meta["in_chans"], _input_side(run)
-    mean = torch.tensor(run.meta["mean"], dtype=torch.float32).expand(chans) if len(run.meta["mean"]) == 1 \
-        else torch.tensor(run.meta["mean"], dtype=torch.float32)
-    std = torch.tensor(run.meta["std"], dtype=torch.float32).expand(chans) if len(run.meta["std"]) == 1 \
-        else torch.tensor(run.meta["std"], dtype=torch.float32)
+    # one statistic for grey data a 3-channel model reads (its channels are copies): expand to the model's
+    mean = torch.tensor(run.meta["mean"], dtype=torch.float32).expand(chans)
+    std = torch.tensor(run.meta["std"], dtype=torch.float32).expand(chans)
     bounds = ((0 - mean) / std, (1 - mean) / std)
     x = class_images(run.model, classes, (chans, size, size), bounds, AscentSettings(steps=s.steps, seed=s.seed),
                      progress=s.progress)
