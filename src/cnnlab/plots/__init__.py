@@ -7,5 +7,31 @@ re-exports them all, and imports nothing from the rest of cnnlab, so every layer
 """
 
 from cnnlab.plots.comparison import accuracy_vs_time, complexity_chart, learning_curves
+from cnnlab.plots.explain import (
+    activation_grid,
+    attribution_grid,
+    embedding_scatter,
+    filter_grid,
+    image_grid,
+    neighbour_grid,
+    occlusion_grid,
+    patch_grid,
+    sanity_curves,
+    sanity_maps,
+)
 
-__all__ = ["accuracy_vs_time", "complexity_chart", "learning_curves"]
+__all__ = [
+    "accuracy_vs_time",
+    "activation_grid",
+    "attribution_grid",
+    "complexity_chart",
+    "embedding_scatter",
+    "filter_grid",
+    "image_grid",
+    "learning_curves",
+    "neighbour_grid",
+    "occlusion_grid",
+    "patch_grid",
+    "sanity_curves",
+    "sanity_maps",
+]
