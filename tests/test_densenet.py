@@ -219,7 +219,7 @@ def test_imagenet_densenet_says_28x28_is_too_small():
     with pytest.raises(InputTooSmallError, match="at least 29x29"):
         model(torch.randn(1, 1, 28, 28))
     # built without the registry, the model still knows its smallest input
-    direct = dn.DenseNet(dn.VARIANTS["densenet121"], in_chans=1)
+    direct = dn.DenseNet(dn.VARIANTS["densenet121"].cfg, in_chans=1)
     with pytest.raises(InputTooSmallError, match="at least 29x29"):
         direct(torch.randn(1, 1, 28, 28))
 
@@ -246,7 +246,7 @@ def test_injected_norm_and_activation_are_used_everywhere():
     ({"block_config": ()}, "block_config"),
     ({"stem": "deep"}, "stem must be one of"),
     ({"drop_rate": 1.0}, "drop_rate"),
-    ({"groth_rate": 12}, "has no option 'groth_rate'"),
+    ({"groth_rate": 12}, "takes no option 'groth_rate'; did you mean growth_rate?"),
 ])
 def test_bad_options_raise_one_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

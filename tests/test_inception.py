@@ -13,7 +13,7 @@ import cnnlab
 from _zoo import build_meta
 from cnnlab.analysis.counting import conv_params, count_params, meta_forward
 from cnnlab.models import InputTooSmallError
-from cnnlab.models.googlenet import INCEPTION_NORM
+from cnnlab.models._inception_base import INCEPTION_NORM
 from cnnlab.models.inception import InceptionV3Aux, InceptionV3Outputs, ResidualInception
 from cnnlab.models.layers import Branches, ConvNormAct, DropPath
 
@@ -151,10 +151,9 @@ def test_residual_scales_are_an_option_and_slim_defaults():
         cnnlab.create_model("inception_resnet_v2", depths=(10, 20, 0))
 
 
-def test_drop_path_rate_grows_linearly_to_the_last_residual_block():
-    model = build_meta("inception_resnet_v2", drop_path_rate=0.39)
+def test_drop_path_follows_the_linear_decay_rule():
+    # Huang et al. 2016: residual block k of L = 10 + 20 + 10 drops with k / L * p_L.
+    model = build_meta("inception_resnet_v2", drop_path_rate=0.4)
     rates = [m.drop_prob for m in model.modules() if isinstance(m, DropPath)]
-    assert len(rates) == 39  # the first block has rate 0 and no DropPath
-    assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.39)
-    assert all(b > a for a, b in zip(rates, rates[1:]))
+    assert rates == pytest.approx([0.4 * k / 40 for k in range(1, 41)])
     assert not any(isinstance(m, DropPath) for m in build_meta("inception_resnet_v2").modules())

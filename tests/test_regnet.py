@@ -23,7 +23,7 @@ from cnnlab.models.regnet import (
     regnet_block_widths,
 )
 
-ALL_VARIANTS = {**PAPER_VARIANTS, **TORCHVISION_VARIANTS}
+ALL_VARIANTS = {name: row.cfg for name, row in {**PAPER_VARIANTS, **TORCHVISION_VARIANTS}.items()}
 # torchvision name -> the paper's (pycls) name of the same (w_0, w_a, w_m, depth, group width).
 TV_TO_PAPER = {
     "regnet_x_400mf": "regnetx_400mf", "regnet_x_800mf": "regnetx_800mf", "regnet_x_1_6gf": "regnetx_1_6gf",
@@ -68,7 +68,7 @@ MMDET_STAGE_WIDTHS = {
 
 @pytest.mark.parametrize("name", sorted(MMDET_STAGE_WIDTHS))
 def test_pycls_rounding_matches_mmdetection_stage_widths(name):
-    assert PAPER_VARIANTS[name].to_anynet().widths == MMDET_STAGE_WIDTHS[name]
+    assert ALL_VARIANTS[name].to_anynet().widths == MMDET_STAGE_WIDTHS[name]
 
 
 def test_block_widths_by_hand():
@@ -95,7 +95,7 @@ def test_rounding_rules_differ_as_documented():
 
 def test_torchvision_differs_from_the_paper_exactly_in_three_models():
     differ = {tv for tv, paper in TV_TO_PAPER.items()
-              if TORCHVISION_VARIANTS[tv].to_anynet() != PAPER_VARIANTS[paper].to_anynet()}
+              if ALL_VARIANTS[tv].to_anynet() != ALL_VARIANTS[paper].to_anynet()}
     assert differ == {"regnet_x_400mf", "regnet_y_800mf", "regnet_y_8gf"}
     for tv, paper in TV_TO_PAPER.items():
         same = count_params(build_meta(tv)) == count_params(build_meta(paper))
@@ -160,7 +160,7 @@ def test_gray_28x28_feature_maps():
         stage.register_forward_hook(lambda m, inp, out, i=i: shapes.__setitem__(i, tuple(out.shape)))
     out = meta_forward(model, torch.empty(2, 1, 28, 28, device="meta"))
     assert tuple(out.shape) == (2, 10)
-    widths = PAPER_VARIANTS["regnetx_200mf"].to_anynet().widths
+    widths = ALL_VARIANTS["regnetx_200mf"].to_anynet().widths
     assert [shapes[i] for i in range(4)] == [(2, w, s, s) for w, s in zip(widths, (7, 4, 2, 1))]
     assert [f.reduction for f in model.feature_info] == [4, 8, 16, 32]
 
@@ -168,18 +168,19 @@ def test_gray_28x28_feature_maps():
 def test_variant_overrides_turn_x_into_y():
     # RegNetY-200MF is RegNetX-200MF's tuple with SE: an override reaches the same network.
     overridden = build_meta("regnetx_200mf", se_ratio=0.25)
-    assert overridden.config == PAPER_VARIANTS["regnety_200mf"].to_anynet()
+    assert overridden.config == ALL_VARIANTS["regnety_200mf"].to_anynet()
     assert count_params(overridden) == count_params(build_meta("regnety_200mf"))
     tv_rounded = build_meta("regnetx_400mf", width_rounding="torchvision")
     assert count_params(tv_rounded) == count_params(build_meta("regnet_x_400mf"))
 
 
-def test_drop_path_grows_linearly_to_the_last_block():
+def test_drop_path_follows_the_linear_decay_rule():
+    # Huang et al. 2016: block k of L drops with k / L * p_L, counted through the whole network.
     model = build_meta("regnetx_200mf", drop_path_rate=0.2)
     blocks = [m for m in model.modules() if isinstance(m, ResBottleneckBlock)]
-    assert isinstance(blocks[0].drop_path, nn.Identity)
-    rates = [b.drop_path.drop_prob for b in blocks[1:]]
-    assert rates == sorted(rates) and rates[-1] == pytest.approx(0.2)
+    total = sum(ALL_VARIANTS["regnetx_200mf"].to_anynet().depths)
+    assert len(blocks) == total
+    assert [b.drop_path.drop_prob for b in blocks] == pytest.approx([0.2 * k / total for k in range(1, total + 1)])
 
 
 def test_zero_init_last_makes_identity_blocks_start_as_relu():

@@ -16,10 +16,9 @@ from cnnlab.models.resnet import (
     PadShortcut,
     PreActBasicBlock,
     PreActBottleneck,
+    ResNet,
     ResNetConfig,
     bottleneck_width,
-    create_resnet,
-    stochastic_depth_rates,
 )
 
 IMAGENET = (3, 224, 224)
@@ -193,12 +192,9 @@ def test_zero_init_residual_zeroes_the_last_conv_of_preact_blocks():
 
 
 def test_stochastic_depth_rates_rise_linearly_to_the_given_rate():
-    rates = stochastic_depth_rates((2, 2, 2, 2), 0.2)
-    flat = [r for stage in rates for r in stage]
-    assert [len(s) for s in rates] == [2, 2, 2, 2]
-    assert flat == pytest.approx([0.2 * (i + 1) / 8 for i in range(8)])
+    # Huang et al. 2016: block k of L drops with k / L * p_L; resnet18 has L = 8 blocks.
     model = build_meta("resnet18", drop_path_rate=0.2)
-    assert [b.drop_path.drop_prob for b in _blocks(model)] == pytest.approx(flat)
+    assert [b.drop_path.drop_prob for b in _blocks(model)] == pytest.approx([0.2 * k / 8 for k in range(1, 9)])
     assert all(isinstance(b.drop_path, nn.Identity) for b in _blocks(build_meta("resnet18")))
 
 
@@ -231,7 +227,7 @@ def test_head_dropout_and_injected_layers():
 def test_custom_config_builds_a_small_resnet():
     cfg = ResNetConfig("bottleneck", (1, 1), (8, 16), stem_type="cifar", stem_width=8, groups=2,
                        width_per_group=8)
-    model = create_resnet(cfg, num_classes=4, in_chans=1)
+    model = ResNet(cfg, num_classes=4, in_chans=1)
     assert model.feature_info[-1].num_chs == 64 and model.num_features == 64
     with torch.no_grad():
         assert model.eval()(torch.randn(2, 1, 9, 9)).shape == (2, 4)
@@ -248,7 +244,7 @@ def test_custom_config_builds_a_small_resnet():
     ("resnet50", {"shortcut": "C"}, "shortcut must be one of"),
     ("resnet50", {"block_drop_rate": 0.1}, "needs basic blocks"),
     ("resnet18", {"drop_path_rate": 1.0}, r"drop_path_rate must be in \[0, 1\)"),
-    ("resnet18", {"widen": 2}, "unknown ResNet option"),
+    ("resnet18", {"widen": 2}, "resnet18 takes no option 'widen'"),
     ("resnet18", {"depths": (2, 2)}, "one entry per stage"),
 ])
 def test_bad_options_raise_one_clear_error(name, kwargs, match):

@@ -9,7 +9,7 @@ from torch import nn
 import cnnlab
 from _zoo import build_meta
 from cnnlab.analysis.counting import conv_params, count_params
-from cnnlab.models.resnet import PadShortcut, PreActBasicBlock, create_resnet
+from cnnlab.models.resnet import PadShortcut, PreActBasicBlock, ResNet
 from cnnlab.models.resnet_cifar import cifar_resnet_config, wide_resnet_config
 
 
@@ -96,7 +96,7 @@ def test_preact_resnet18_cifar_keeps_the_papers_final_norm():
 @pytest.mark.parametrize("depth, k", [(16, 4), (16, 8), (28, 2), (28, 10), (40, 2), (40, 4), (40, 1),
                                       (22, 3)])
 def test_wrn_count_is_analytic(depth, k):
-    model = create_resnet(wide_resnet_config(depth, k), num_classes=10)
+    model = ResNet(wide_resnet_config(depth, k), num_classes=10)
     assert count_params(model) == _wrn_count(depth, k)
 
 
@@ -109,7 +109,7 @@ def test_wrn_layout():
     first = model.stages[0][0].downsample
     assert first.conv.in_channels == 16 and first.conv.out_channels == 160 and not hasattr(first, "bn")
     # WRN-40-1 keeps 16 channels in its first stage: an identity shortcut there.
-    thin = create_resnet(wide_resnet_config(40, 1))
+    thin = ResNet(wide_resnet_config(40, 1))
     assert thin.stages[0][0].downsample is None
 
 

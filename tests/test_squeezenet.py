@@ -105,7 +105,7 @@ def test_norm_layer_option_adds_a_norm_after_every_conv_but_the_classifier():
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"drop_rate": 1.0}, "drop_rate"),
-    ({"dropout": 0.2}, "has no option 'dropout'"),
+    ({"dropout": 0.2}, "takes no option 'dropout'"),
 ])
 def test_bad_options_raise_one_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
 import cnnlab
 from _zoo import as_tuple, build_meta, small_side
 from cnnlab.analysis.counting import meta_forward
-from cnnlab.models import InputTooSmallError, UnknownModelError, register_model
+from cnnlab.errors import ConfigError, InputSizeError, UnknownNameError
+from cnnlab.models import InputTooSmallError, UnknownModelError, _registry, register_model
 
 ALL = cnnlab.list_models()
 
@@ -101,8 +104,71 @@ def test_min_size_is_declared_and_tight(name):
 
 def test_wrong_channel_count_is_one_clear_error():
     model = cnnlab.create_model(cnnlab.list_models("resnet18")[0], in_chans=3)
-    with pytest.raises(ValueError, match="in_chans=1"):
+    with pytest.raises(InputSizeError, match="in_chans=1"):
         model(torch.randn(1, 1, 64, 64))
+    with pytest.raises(InputSizeError, match=r"\(B, C, H, W\)"):
+        model(torch.randn(3, 64, 64))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_builder_has_one_signature_with_the_registry_defaults(name):
+    """builder(num_classes=..., in_chans=..., *, options): the first two default to the registry entry."""
+    info = cnnlab.get_model_info(name)
+    params = list(inspect.signature(info.builder).parameters.values())
+    assert [p.name for p in params[:2]] == ["num_classes", "in_chans"]
+    assert params[0].default == info.num_classes and params[1].default == info.input_size[0]
+    assert all(p.kind is p.KEYWORD_ONLY for p in params[2:]), "options are keyword-only"
+    assert info.builder.__name__ == name and info.builder.__doc__.strip(), "a builder says what it builds"
+
+
+def test_misspelt_option_is_one_config_error_naming_the_options():
+    with pytest.raises(ConfigError) as err:
+        cnnlab.create_model("resnet20", widht_factor=2)
+    message = str(err.value)
+    assert message.startswith("resnet20 takes no option 'widht_factor'; did you mean width_factor? Its options: ")
+    assert "\n" not in message and "drop_path_rate" in message and "shortcut" in message
+    with pytest.raises(ConfigError, match="alexnet takes no option 'zzz'. Its options: .*width_mult"):
+        cnnlab.create_model("alexnet", zzz=1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'widht_factor'"):
+        cnnlab.get_model_info("resnet20").builder(widht_factor=2)  # called directly: Python's own error
+
+
+def test_a_builders_own_type_error_keeps_its_traceback():
+    def broken_builder(num_classes: int = 10, in_chans: int = 3, width: int = 1):
+        return torch.nn.Conv2d(in_chans, num_classes, 3, unknown_argument=width)  # a defect, not a user error
+
+    register_model(broken_builder, name="broken_test_builder")
+    try:
+        with pytest.raises(TypeError, match="unknown_argument"):
+            cnnlab.create_model("broken_test_builder", width=2)
+    finally:
+        del _registry._MODELS["broken_test_builder"]
+
+
+@pytest.mark.parametrize("name, kwargs, match", [
+    ("resnet18", {"drop_path_rate": 1.0}, "drop_path_rate"),
+    ("regnetx_200mf", {"width_rounding": "timm"}, "width_rounding must be one of"),
+    ("densenet121", {"stem": "deep"}, "stem must be one of"),
+    ("alexnet", {"width_mult": -1.0}, "width_mult must be positive"),
+    ("inception_v4", {"depths": (4, 7)}, "depths must be three integers"),
+    ("googlenet", {"transform_input": True, "in_chans": 1}, "in_chans=3"),
+    ("lenet5", {"head": "softmax"}, "head must be one of"),
+    ("vgg11", {"num_classes": -1}, "num_classes must be >= 0"),
+])
+def test_bad_option_values_are_config_errors(name, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        build_meta(name, **kwargs)
+
+
+def test_user_error_types():
+    assert issubclass(UnknownModelError, UnknownNameError) and issubclass(UnknownModelError, KeyError)
+    assert issubclass(InputTooSmallError, InputSizeError)
+    with pytest.raises(UnknownNameError):
+        cnnlab.create_model("resnet05")
+    with pytest.raises(InputSizeError, match="divisible by 16"):
+        cnnlab.create_model("unet", norm_layer="none")(torch.randn(1, 1, 24, 24))
+    with pytest.raises(ConfigError, match="no torchvision counterpart"):
+        cnnlab.convert_torchvision("lenet5", {})
 
 
 def test_duplicate_registration_raises():

@@ -7,10 +7,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from cnnlab.errors import ConfigError, InputSizeError
+
 __all__ = ["FeatureInfo", "InputTooSmallError", "ZooModel"]
 
 
-class InputTooSmallError(ValueError):
+class InputTooSmallError(InputSizeError):
     """An input smaller than the smallest image the network can take."""
 
 
@@ -39,12 +41,19 @@ class ZooModel(nn.Module):
     min_input_size: int | None = None  # set by create_model from the registry; None skips the check
     model_name: str = ""
 
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3) -> None:
+        super().__init__()
+        if num_classes < 0 or in_chans < 1:
+            raise ConfigError(f"num_classes must be >= 0 and in_chans >= 1, got {num_classes} and {in_chans}")
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+
     def check_input(self, x: torch.Tensor) -> None:
         """Raise one clear error for an input of the wrong rank, channel count or too small a size."""
         if x.dim() != 4:
-            raise ValueError(f"expected a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
+            raise InputSizeError(f"expected a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_chans:
-            raise ValueError(
+            raise InputSizeError(
                 f"{self._label()} was built for {self.in_chans}-channel input but got {x.shape[1]} channels; "
                 f"build it with in_chans={x.shape[1]}"
             )

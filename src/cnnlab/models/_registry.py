@@ -3,22 +3,34 @@
 Every zoo network is registered under a name (torchvision's where torchvision has the network) with the
 metadata the rest of cnnlab needs without building it: its family, the standard input it is counted at,
 the smallest square input it accepts, the paper it implements and the torchvision builder it matches.
+
+A family registers its networks from its variant table (``register_variants``): each row (``Variant``)
+becomes a ``VariantBuilder``, so every builder has one signature, ``builder(num_classes=..., in_chans=...,
+**options)``, whose options are the fields of the family's config and the keywords of its model class.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
+import inspect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from cnnlab.errors import ConfigError, UnknownNameError
+
 __all__ = [
     "ModelInfo",
     "UnknownModelError",
+    "Variant",
+    "VariantBuilder",
+    "builder_options",
     "convert_torchvision",
     "create_model",
     "get_model_info",
@@ -27,6 +39,7 @@ __all__ = [
     "list_models",
     "register_converter",
     "register_model",
+    "register_variants",
     "remap_keys",
 ]
 
@@ -34,11 +47,8 @@ StateDict = Mapping[str, torch.Tensor]
 Converter = Callable[[str, StateDict], dict[str, torch.Tensor]]
 
 
-class UnknownModelError(KeyError, ValueError):
+class UnknownModelError(UnknownNameError, ValueError):
     """Raised by ``create_model`` for a name that is not registered; the message lists close matches."""
-
-    def __str__(self) -> str:  # KeyError would otherwise quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,95 @@ _MODELS: dict[str, ModelInfo] = {}
 _CONVERTERS: dict[str, Converter] = {}
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A row of a family's variant table: its config, one line on what it is, and where it differs."""
+
+    cfg: Any  # the family's frozen config dataclass; None where the model class takes no config
+    doc: str  # what this network is: the builder's docstring
+    torchvision: bool = False  # torchvision has exactly this network, under the same name
+    entry: Mapping[str, Any] = field(default_factory=dict)  # registry metadata unlike the family's (paper, ...)
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # option defaults other than the model's
+
+
+class VariantBuilder:
+    """A registered builder made from a variant-table row: ``builder(num_classes=..., in_chans=..., **options)``.
+
+    It calls ``model(cfg, num_classes=..., in_chans=..., **rest)`` (``model(num_classes=..., ...)`` when the
+    row has no config), where options naming a field of the frozen config replace that field
+    (``dataclasses.replace``; lists become tuples) and the rest go to ``model``. The defaults of
+    ``num_classes`` and ``in_chans`` are the registry entry's (``register_model`` binds it).
+    """
+
+    def __init__(self, model: Callable[..., nn.Module], row: Variant) -> None:
+        self.model = model
+        self.row = row
+        self.entry: ModelInfo | None = None
+        self.__name__ = self.__qualname__ = f"{getattr(model, '__name__', 'model')} variant"
+        self.__doc__ = row.doc
+        self.__module__ = model.__module__
+
+    def __repr__(self) -> str:
+        return f"<VariantBuilder {self.__name__}>"
+
+    def bind(self, entry: ModelInfo) -> None:
+        """Take the name and the num_classes / in_chans defaults of the registry entry."""
+        if self.entry is not None:
+            raise ValueError(f"this builder is already registered as {self.entry.name!r}")
+        self.entry = entry
+        self.__name__ = self.__qualname__ = entry.name
+
+    def _cfg_fields(self) -> dict[str, Any]:
+        cfg = self.row.cfg
+        return {} if cfg is None else {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+    def _model_keywords(self) -> dict[str, Any]:
+        params = list(inspect.signature(self.model).parameters.values())
+        if self.row.cfg is not None:
+            params = params[1:]  # the config itself
+        return {p.name: p.default for p in params if p.name not in ("num_classes", "in_chans")
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+    def option_defaults(self) -> dict[str, Any]:
+        """Every option with its default: the config's fields, then the model's keywords."""
+        defaults = self._cfg_fields()
+        for key, value in self._model_keywords().items():
+            defaults.setdefault(key, value)
+        defaults.update(self.row.defaults)
+        return defaults
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        entry = self.entry
+        head = [
+            inspect.Parameter("num_classes", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              default=entry.num_classes if entry else inspect.Parameter.empty),
+            inspect.Parameter("in_chans", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              default=entry.input_size[0] if entry else inspect.Parameter.empty),
+        ]
+        options = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+                   for k, v in self.option_defaults().items()]
+        return inspect.Signature(head + options)
+
+    def __call__(self, num_classes: int | None = None, in_chans: int | None = None, **options) -> nn.Module:
+        if self.entry is None:
+            raise RuntimeError("register a VariantBuilder (register_model) before calling it")
+        known = self.option_defaults()
+        for key in options:
+            if key not in known:  # the error a plain function gives; create_model words it for a user
+                raise TypeError(f"{self.__name__}() got an unexpected keyword argument {key!r}")
+        options = {**self.row.defaults, **options}
+        fields = self._cfg_fields()
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in fields}
+        rest = {k: v for k, v in options.items() if k not in fields}
+        num_classes = self.entry.num_classes if num_classes is None else num_classes
+        in_chans = self.entry.input_size[0] if in_chans is None else in_chans
+        if self.row.cfg is None:
+            return self.model(num_classes=num_classes, in_chans=in_chans, **rest)
+        cfg = dataclasses.replace(self.row.cfg, **overrides)
+        return self.model(cfg, num_classes=num_classes, in_chans=in_chans, **rest)
+
+
 def register_model(
     fn: Callable[..., nn.Module] | None = None,
     *,
@@ -77,14 +176,14 @@ def register_model(
     task: str = "classification",
     name: str | None = None,
 ):
-    """Register a builder under its function name; raises ``ValueError`` on a duplicate name."""
+    """Register a builder under ``name`` (default: its function name); raises ``ValueError`` on a duplicate."""
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         model_name = name or builder.__name__
         if model_name in _MODELS:
             raise ValueError(f"model {model_name!r} is already registered")
         fam = family or builder.__module__.rsplit(".", 1)[-1]
-        _MODELS[model_name] = ModelInfo(
+        info = ModelInfo(
             name=model_name,
             family=fam,
             builder=builder,
@@ -95,9 +194,26 @@ def register_model(
             torchvision=torchvision,
             task=task,
         )
+        _MODELS[model_name] = info
+        if isinstance(builder, VariantBuilder):
+            builder.bind(info)
         return builder
 
     return decorator(fn) if fn is not None else decorator
+
+
+def register_variants(model: Callable[..., nn.Module], table: Mapping[str, Variant], **entry: Any) -> None:
+    """Register every row of a family's variant table: ``register_model(VariantBuilder(model, row), name=...)``.
+
+    ``entry`` is the family's registry metadata (``register_model``'s keywords); a callable value is called
+    with the row's config, and the row's own ``entry`` overrides the family's.
+    """
+    for name, row in table.items():
+        meta = {key: value(row.cfg) if callable(value) else value for key, value in entry.items()}
+        meta.update(row.entry)
+        if row.torchvision:
+            meta["torchvision"] = name
+        register_model(VariantBuilder(model, row), name=name, **meta)
 
 
 def _first_line(doc: str | None) -> str:
@@ -161,11 +277,34 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
     info = get_model_info(name)
     kwargs = resolve_layer_names({k: v for k, v in kwargs.items() if v is not None})
-    model = info.builder(**kwargs)
+    try:
+        model = info.builder(**kwargs)
+    except TypeError as err:
+        match = _UNEXPECTED_KEYWORD.search(str(err))
+        if match is None or match.group(1) not in kwargs:
+            raise  # not a misspelt option of the user's: a defect, keep the traceback
+        raise ConfigError(_no_such_option(name, match.group(1), builder_options(info.builder))) from err
     model.model_name = name
     if getattr(model, "min_input_size", None) is None:
         model.min_input_size = info.min_size
     return model
+
+
+_UNEXPECTED_KEYWORD = re.compile(r"got an unexpected keyword argument '(\w+)'")
+
+
+def builder_options(builder: Callable[..., nn.Module]) -> list[str]:
+    """The keyword options a builder takes besides ``num_classes`` and ``in_chans``."""
+    params = inspect.signature(builder).parameters.values()
+    return [p.name for p in params if p.name not in ("num_classes", "in_chans")
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _no_such_option(name: str, option: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(option, options, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "."
+    listed = ", ".join(options) if options else "none"
+    return f"{name} takes no option {option!r}{hint} Its options: {listed}"
 
 
 def register_converter(family: str) -> Callable[[Converter], Converter]:
@@ -184,7 +323,7 @@ def convert_torchvision(name: str, state_dict: StateDict) -> dict[str, torch.Ten
     """Convert a torchvision state_dict of the same network into our model's key names."""
     info = get_model_info(name)
     if info.torchvision is None or info.family not in _CONVERTERS:
-        raise ValueError(f"{name!r} has no torchvision counterpart to convert from")
+        raise ConfigError(f"{name!r} has no torchvision counterpart to convert from")
     return _CONVERTERS[info.family](name, state_dict)
 
 

@@ -14,30 +14,19 @@ convolutions and the classifier for small experiments on a CPU; the defaults bui
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
 
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_converter, register_model, remap_keys
-from cnnlab.models.layers import ConvNormAct, LayerFactory, MlpHead, init_kaiming
+from cnnlab.models._registry import Variant, register_converter, register_variants, remap_keys
+from cnnlab.models.layers import ConvNormAct, LayerFactory, MlpHead, check_width, init_kaiming, scale_width
 
-__all__ = ["AlexNet", "AlexNetConfig", "alexnet", "check_width", "paper_lrn", "scale_width"]
+__all__ = ["VARIANTS", "AlexNet", "AlexNetConfig", "paper_lrn"]
 
-
-def scale_width(channels: int, width_mult: float) -> int:
-    """``channels * width_mult`` rounded to the nearest integer, at least 1."""
-    return max(1, round(channels * width_mult))
-
-
-def check_width(width_mult: float, hidden: int) -> None:
-    """Reject a non-positive width multiplier or classifier width."""
-    if width_mult <= 0:
-        raise ValueError(f"width_mult must be positive (1.0 builds the standard widths), got {width_mult}")
-    if hidden < 1:
-        raise ValueError(f"hidden (the classifier's hidden width) must be at least 1, got {hidden}")
+PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
 
 
 def paper_lrn(size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> nn.LocalResponseNorm:
@@ -58,10 +47,8 @@ class AlexNet(ZooModel):
 
     def __init__(self, cfg: AlexNetConfig, num_classes: int = 1000, in_chans: int = 3,
                  norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_chans)
         check_width(cfg.width_mult, cfg.hidden)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
         c1, c2, c3, c4, c5 = (scale_width(c, cfg.width_mult) for c in cfg.widths)
         conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
         lrn = partial(_lrn_layers, cfg.lrn)
@@ -103,21 +90,13 @@ class AlexNetConfig:
     lrn: bool = False  # the paper's local response normalization after conv1 and conv2
 
 
-VARIANTS: dict[str, AlexNetConfig] = {"alexnet": AlexNetConfig()}
-
-
-_PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
-
+VARIANTS: dict[str, Variant] = {
+    "alexnet": Variant(AlexNetConfig(), "AlexNet as torchvision builds it; ``lrn=True`` adds the paper's response "
+                                        "normalization.", torchvision=True),
+}
 
 # 63 is the smallest side whose third max pool still has a 3x3 window (63 -> 15 -> 7 -> 3 -> 1).
-@register_model(input_size=(3, 224, 224), min_size=63, num_classes=1000, paper=_PAPER, torchvision="alexnet")
-def alexnet(num_classes: int = 1000, in_chans: int = 3, lrn: bool = False, width_mult: float = 1.0,
-            hidden: int = 4096, drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
-            act_layer: LayerFactory = nn.ReLU) -> AlexNet:
-    """AlexNet as torchvision builds it; ``lrn=True`` adds the paper's response normalization."""
-    cfg = replace(VARIANTS["alexnet"], lrn=lrn, width_mult=width_mult, hidden=hidden, drop_rate=drop_rate)
-    return AlexNet(cfg, num_classes=num_classes, in_chans=in_chans, norm_layer=norm_layer,
-                   act_layer=act_layer)
+register_variants(AlexNet, VARIANTS, paper=PAPER, min_size=63)
 
 
 @register_converter("alexnet")

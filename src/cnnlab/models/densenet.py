@@ -17,7 +17,6 @@ pass instead of storing them (Pleiss et al. 2017, Memory-Efficient Implementatio
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from collections import OrderedDict
@@ -30,12 +29,15 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from cnnlab.errors import ConfigError
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import StateDict, register_converter, register_model, remap_keys
+from cnnlab.models._registry import StateDict, Variant, register_converter, register_variants, remap_keys
 from cnnlab.models.layers import (
     ClassifierHead,
     ConvNormAct,
     LayerFactory,
+    check_choice,
+    check_rate,
     conv_out_size,
     init_kaiming,
     make_act,
@@ -51,14 +53,6 @@ __all__ = [
     "Transition",
     "VARIANTS",
     "compressed_channels",
-    "densenet40_12",
-    "densenet121",
-    "densenet161",
-    "densenet169",
-    "densenet201",
-    "densenet_bc_100_12",
-    "densenet_bc_190_40",
-    "densenet_bc_250_24",
     "min_input_size",
 ]
 
@@ -226,18 +220,17 @@ class DenseNetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_config", tuple(self.block_config))
         if self.growth_rate < 1:
-            raise ValueError(f"growth_rate must be a positive number of maps, got {self.growth_rate}")
+            raise ConfigError(f"growth_rate must be a positive number of maps, got {self.growth_rate}")
         if not self.block_config or min(self.block_config) < 1:
-            raise ValueError(f"block_config must list one or more blocks of >= 1 layers, "
-                             f"got {self.block_config}")
-        if self.stem not in STEMS:
-            raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
+            raise ConfigError(f"block_config must list one or more blocks of >= 1 layers, "
+                              f"got {self.block_config}")
+        check_choice("stem", self.stem, STEMS)
         if self.stem_chs is not None and self.stem_chs < 1:
-            raise ValueError(f"stem_chs must be positive or None (2 * growth_rate), got {self.stem_chs}")
+            raise ConfigError(f"stem_chs must be positive or None (2 * growth_rate), got {self.stem_chs}")
         if self.bn_size < 1:
-            raise ValueError(f"bn_size must be a positive multiple of the growth rate, got {self.bn_size}")
+            raise ConfigError(f"bn_size must be a positive multiple of the growth rate, got {self.bn_size}")
         if not 0.0 < self.compression <= 1.0:
-            raise ValueError(f"compression (theta) must be in (0, 1], got {self.compression}")
+            raise ConfigError(f"compression (theta) must be in (0, 1], got {self.compression}")
 
     @property
     def init_chs(self) -> int:
@@ -257,12 +250,9 @@ class DenseNet(ZooModel):
         norm_layer: LayerFactory = nn.BatchNorm2d,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
-        super().__init__()
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        super().__init__(num_classes, in_chans)
+        check_rate("drop_rate", drop_rate)
         self.cfg = cfg
-        self.num_classes = num_classes
-        self.in_chans = in_chans
         self.min_input_size = min_input_size(cfg.stem, len(cfg.block_config))
         self.stem = _stem(cfg.stem, in_chans, cfg.init_chs, norm_layer, act_layer)
 
@@ -294,89 +284,34 @@ class DenseNet(ZooModel):
         return self.final_norm(self.stages(self.stem(x)))
 
 
-VARIANTS: dict[str, DenseNetConfig] = {
+VARIANTS: dict[str, Variant] = {
     # ImageNet (paper Table 1; torchvision's layouts). Stem width 2k: 64 for k=32, 96 for k=48.
-    "densenet121": DenseNetConfig(32, (6, 12, 24, 16)),
-    "densenet161": DenseNetConfig(48, (6, 12, 36, 24)),
-    "densenet169": DenseNetConfig(32, (6, 12, 32, 32)),
-    "densenet201": DenseNetConfig(32, (6, 12, 48, 32)),
+    "densenet121": Variant(DenseNetConfig(32, (6, 12, 24, 16)),
+                           "DenseNet-121 (DenseNet-BC, k=32, blocks 6-12-24-16), ImageNet.", torchvision=True),
+    "densenet161": Variant(DenseNetConfig(48, (6, 12, 36, 24)),
+                           "DenseNet-161 (DenseNet-BC, k=48, blocks 6-12-36-24), ImageNet.", torchvision=True),
+    "densenet169": Variant(DenseNetConfig(32, (6, 12, 32, 32)),
+                           "DenseNet-169 (DenseNet-BC, k=32, blocks 6-12-32-32), ImageNet.", torchvision=True),
+    "densenet201": Variant(DenseNetConfig(32, (6, 12, 48, 32)),
+                           "DenseNet-201 (DenseNet-BC, k=32, blocks 6-12-48-32), ImageNet.", torchvision=True),
     # Small images (paper Table 2): three equal blocks; BC: (L - 4) / 6 layers each, plain: (L - 4) / 3.
-    "densenet_bc_100_12": DenseNetConfig(12, (16, 16, 16), stem="cifar"),
-    "densenet_bc_250_24": DenseNetConfig(24, (41, 41, 41), stem="cifar"),
-    "densenet_bc_190_40": DenseNetConfig(40, (31, 31, 31), stem="cifar"),
-    "densenet40_12": DenseNetConfig(12, (12, 12, 12), stem="cifar", stem_chs=16, bottleneck=False,
-                                    compression=1.0),
+    "densenet_bc_100_12": Variant(DenseNetConfig(12, (16, 16, 16), stem="cifar"),
+                                  "DenseNet-BC (L=100, k=12) for 32x32 images: 0.8M parameters (paper Table 2)."),
+    "densenet_bc_250_24": Variant(DenseNetConfig(24, (41, 41, 41), stem="cifar"),
+                                  "DenseNet-BC (L=250, k=24) for 32x32 images: 15.3M parameters (paper Table 2)."),
+    "densenet_bc_190_40": Variant(DenseNetConfig(40, (31, 31, 31), stem="cifar"),
+                                  "DenseNet-BC (L=190, k=40) for 32x32 images: 25.6M parameters (paper Table 2)."),
+    "densenet40_12": Variant(DenseNetConfig(12, (12, 12, 12), stem="cifar", stem_chs=16, bottleneck=False,
+                                            compression=1.0),
+                             "DenseNet (L=40, k=12), no bottleneck or compression, for 32x32 images: 1.0M "
+                             "parameters (Table 2)."),
 }
 
-_MODEL_OPTIONS = ("drop_rate", "memory_efficient", "norm_layer", "act_layer")
-_CONFIG_OPTIONS = tuple(f.name for f in dataclasses.fields(DenseNetConfig))
-
-
-def _create(variant: str, num_classes: int, in_chans: int, **kwargs) -> DenseNet:
-    unknown = sorted(set(kwargs) - set(_MODEL_OPTIONS) - set(_CONFIG_OPTIONS))
-    if unknown:
-        raise ValueError(f"{variant} has no option {', '.join(map(repr, unknown))}; "
-                         f"options are {', '.join(_MODEL_OPTIONS + _CONFIG_OPTIONS)}")
-    overrides = {k: v for k, v in kwargs.items() if k in _CONFIG_OPTIONS}
-    cfg = dataclasses.replace(VARIANTS[variant], **overrides)
-    model_kwargs = {k: v for k, v in kwargs.items() if k in _MODEL_OPTIONS}
-    return DenseNet(cfg, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
-
-
-def _min_size(variant: str) -> int:
-    cfg = VARIANTS[variant]
-    return min_input_size(cfg.stem, len(cfg.block_config))
-
-
-_SMALL = dict(input_size=(3, 32, 32), num_classes=10, paper=PAPER, torchvision=None)
-
-
-@register_model(min_size=_min_size("densenet121"), paper=PAPER, torchvision="densenet121")
-def densenet121(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
-    """DenseNet-121 (DenseNet-BC, k=32, blocks 6-12-24-16), ImageNet."""
-    return _create("densenet121", num_classes, in_chans, **kwargs)
-
-
-@register_model(min_size=_min_size("densenet161"), paper=PAPER, torchvision="densenet161")
-def densenet161(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
-    """DenseNet-161 (DenseNet-BC, k=48, blocks 6-12-36-24), ImageNet."""
-    return _create("densenet161", num_classes, in_chans, **kwargs)
-
-
-@register_model(min_size=_min_size("densenet169"), paper=PAPER, torchvision="densenet169")
-def densenet169(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
-    """DenseNet-169 (DenseNet-BC, k=32, blocks 6-12-32-32), ImageNet."""
-    return _create("densenet169", num_classes, in_chans, **kwargs)
-
-
-@register_model(min_size=_min_size("densenet201"), paper=PAPER, torchvision="densenet201")
-def densenet201(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> DenseNet:
-    """DenseNet-201 (DenseNet-BC, k=32, blocks 6-12-48-32), ImageNet."""
-    return _create("densenet201", num_classes, in_chans, **kwargs)
-
-
-@register_model(min_size=_min_size("densenet_bc_100_12"), **_SMALL)
-def densenet_bc_100_12(num_classes: int = 10, in_chans: int = 3, **kwargs) -> DenseNet:
-    """DenseNet-BC (L=100, k=12) for 32x32 images: 0.8M parameters (paper Table 2)."""
-    return _create("densenet_bc_100_12", num_classes, in_chans, **kwargs)
-
-
-@register_model(min_size=_min_size("densenet_bc_250_24"), **_SMALL)
-def densenet_bc_250_24(num_classes: int = 10, in_chans: int = 3, **kwargs) -> DenseNet:
-    """DenseNet-BC (L=250, k=24) for 32x32 images: 15.3M parameters (paper Table 2)."""
-    return _create("densenet_bc_250_24", num_classes, in_chans, **kwargs)
-
-
-@register_model(min_size=_min_size("densenet_bc_190_40"), **_SMALL)
-def densenet_bc_190_40(num_classes: int = 10, in_chans: int = 3, **kwargs) -> DenseNet:
-    """DenseNet-BC (L=190, k=40) for 32x32 images: 25.6M parameters (paper Table 2)."""
-    return _create("densenet_bc_190_40", num_classes, in_chans, **kwargs)
-
-
-@register_model(min_size=_min_size("densenet40_12"), **_SMALL)
-def densenet40_12(num_classes: int = 10, in_chans: int = 3, **kwargs) -> DenseNet:
-    """DenseNet (L=40, k=12), no bottleneck or compression, for 32x32 images: 1.0M parameters (Table 2)."""
-    return _create("densenet40_12", num_classes, in_chans, **kwargs)
+# Each stem's standard input and classes: ImageNet's, and CIFAR-10's for the small-image networks.
+register_variants(DenseNet, VARIANTS, paper=PAPER,
+                  input_size=lambda cfg: (3, 224, 224) if cfg.stem == "imagenet" else (3, 32, 32),
+                  num_classes=lambda cfg: 1000 if cfg.stem == "imagenet" else 10,
+                  min_size=lambda cfg: min_input_size(cfg.stem, len(cfg.block_config)))
 
 
 def _torchvision_rules(num_blocks: int) -> list[tuple[str, str]]:
@@ -410,4 +345,4 @@ def _torchvision_rules(num_blocks: int) -> list[tuple[str, str]]:
 
 @register_converter("densenet")
 def _convert(name: str, state_dict: StateDict) -> dict[str, torch.Tensor]:
-    return remap_keys(state_dict, _torchvision_rules(len(VARIANTS[name].block_config)))
+    return remap_keys(state_dict, _torchvision_rules(len(VARIANTS[name].cfg.block_config)))

@@ -10,48 +10,28 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_converter, register_model, remap_keys
-from cnnlab.models.layers import Branches, ClassifierHead, ConvNormAct, LayerFactory, init_kaiming
+from cnnlab.errors import ConfigError
+from cnnlab.models._inception_base import INCEPTION_NORM, InceptionNet, conv_factory
+from cnnlab.models._registry import Variant, register_converter, register_variants, remap_keys
+from cnnlab.models.layers import Branches, ConvNormAct, LayerFactory, check_rate, classifier_layer
 
 __all__ = [
-    "INCEPTION_NORM",
+    "VARIANTS",
     "GoogLeNet",
     "GoogLeNetAux",
     "GoogLeNetConfig",
     "GoogLeNetOutputs",
     "Inception",
     "InceptionSpec",
-    "googlenet",
-    "to_inception_range",
 ]
 
-# Google's Inception weights were trained with batch-norm epsilon 1e-3 (torchvision's BasicConv2d keeps it).
-INCEPTION_NORM = partial(nn.BatchNorm2d, eps=1e-3)
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def to_inception_range(x: torch.Tensor) -> torch.Tensor:
-    """Turn ImageNet mean/std-normalised RGB into the (x - 0.5) / 0.5 scaling Google's weights expect."""
-    scale = x.new_tensor([s / 0.5 for s in _IMAGENET_STD]).view(1, 3, 1, 1)
-    shift = x.new_tensor([(m - 0.5) / 0.5 for m in _IMAGENET_MEAN]).view(1, 3, 1, 1)
-    return x * scale + shift
-
-
-def check_transform_input(transform_input: bool, in_chans: int) -> None:
-    """Reject ``transform_input`` for inputs that are not 3-channel RGB."""
-    if transform_input and in_chans != 3:
-        raise ValueError(f"transform_input re-normalises the three ImageNet RGB channels, "
-                         f"so it needs in_chans=3, got {in_chans}")
+PAPER = "Szegedy et al. 2015, Going Deeper with Convolutions"
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -94,7 +74,7 @@ class Inception(Branches):
         norm_layer: LayerFactory | None = INCEPTION_NORM,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
-        conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
+        conv = conv_factory(norm_layer, act_layer)
         super().__init__({
             "branch1": conv(in_chs, ch1x1, 1),
             "branch2": nn.Sequential(conv(in_chs, ch3x3red, 1), conv(ch3x3red, ch3x3, 3)),
@@ -115,19 +95,15 @@ class GoogLeNetAux(nn.Module):
         self.fc1 = nn.Linear(128 * 4 * 4, 1024)
         self.act = act_layer()
         self.drop = nn.Dropout(drop_rate)
-        self.fc2 = _classifier(1024, num_classes)
+        self.fc2 = classifier_layer(1024, num_classes)
 
     def reset(self, num_classes: int) -> None:
-        self.fc2 = _classifier(1024, num_classes)
+        self.fc2 = classifier_layer(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.adaptive_avg_pool2d(x, 4)  # (B, C, 4, 4) whatever the map size: 14x14 at 224 input
         x = torch.flatten(self.conv(x), 1)  # (B, 2048)
         return self.fc2(self.drop(self.act(self.fc1(x))))
-
-
-def _classifier(in_features: int, num_classes: int) -> nn.Module:
-    return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
 @dataclass(frozen=True)
@@ -139,7 +115,7 @@ class GoogLeNetConfig:
     stem_chs: int = 192
 
 
-class GoogLeNet(ZooModel):
+class GoogLeNet(InceptionNet):
     """GoogLeNet: stem (7x7/2, pool, 1x1, 3x3, pool) -> 3 stages of Inception modules -> pool, dropout, fc."""
 
     def __init__(
@@ -155,26 +131,23 @@ class GoogLeNet(ZooModel):
         norm_layer: LayerFactory | None = INCEPTION_NORM,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
-        super().__init__()
-        check_transform_input(transform_input, in_chans)
+        super().__init__(num_classes, in_chans)
         if kernel_5x5 < 1 or kernel_5x5 % 2 == 0:
-            raise ValueError(f"kernel_5x5 must be an odd kernel size (3 as torchvision, 5 as the paper), "
-                             f"got {kernel_5x5}")
-        self.num_classes = num_classes
-        self.in_chans = in_chans
+            raise ConfigError(f"kernel_5x5 must be an odd kernel size (3 as torchvision, 5 as the paper), "
+                              f"got {kernel_5x5}")
+        check_rate("aux_drop_rate", aux_drop_rate)
         self.aux_logits = aux_logits
-        self.transform_input = transform_input
-        conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
-        self.stem = nn.Sequential(OrderedDict(
+        conv = conv_factory(norm_layer, act_layer)
+        stem = nn.Sequential(OrderedDict(
             conv1=conv(in_chans, 64, 7, stride=2),
             maxpool1=nn.MaxPool2d(3, stride=2, ceil_mode=True),
             conv2=conv(64, 64, 1),
             conv3=conv(64, cfg.stem_chs, 3),
             maxpool2=nn.MaxPool2d(3, stride=2, ceil_mode=True),
         ))
-        chs, reduction = cfg.stem_chs, 8
+        chs = cfg.stem_chs
         stages: list[nn.Module] = []
-        self.feature_info = []
+        stage_chs: list[int] = []
         tap_chs: dict[str, int] = {}
         for i, blocks in enumerate(cfg.stages):
             layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -182,49 +155,20 @@ class GoogLeNet(ZooModel):
                 # torchvision pools 3x3/2 before stage 4 and 2x2/2 before stage 5 (both ceil mode)
                 kernel = 3 if i < len(cfg.stages) - 1 else 2
                 layers[f"maxpool{i + 2}"] = nn.MaxPool2d(kernel, stride=2, ceil_mode=True)
-                reduction *= 2
             for name, spec in blocks:
                 layers[name] = Inception(chs, spec.ch1x1, spec.ch3x3red, spec.ch3x3, spec.ch5x5red,
                                          spec.ch5x5, spec.pool_proj, kernel_5x5, norm_layer, act_layer)
                 chs = spec.out_chs
                 tap_chs[name] = chs
             stages.append(nn.Sequential(layers))
-            self.feature_info.append(FeatureInfo(f"stages.{i}", chs, reduction))
-        self.stages = nn.Sequential(*stages)
-        self.num_features = chs
-        self.aux_taps = {tap: f"aux{k + 1}" for k, tap in enumerate(cfg.aux_taps)} if aux_logits else {}
-        for tap, head_name in self.aux_taps.items():
-            aux_head = GoogLeNetAux(tap_chs[tap], num_classes, aux_drop_rate, norm_layer, act_layer)
-            self.add_module(head_name, aux_head)
-        self.head = ClassifierHead(chs, num_classes, drop_rate=drop_rate)
-        init_kaiming(self)
+            stage_chs.append(chs)
+        aux = {tap: (f"aux{k + 1}", GoogLeNetAux(tap_chs[tap], num_classes, aux_drop_rate, norm_layer, act_layer))
+               for k, tap in enumerate(cfg.aux_taps)} if aux_logits else {}
+        self._assemble(stem, stages, stage_chs, drop_rate=drop_rate,
+                       transform_input=transform_input, aux=aux)
 
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return to_inception_range(x) if self.transform_input else x
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(self._prepare(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
-        """Logits; in training mode with auxiliary heads, ``GoogLeNetOutputs(logits, aux2, aux1)``."""
-        if not (self.training and self.aux_taps):
-            return self.forward_head(self.forward_features(x))
-        x = self.stem(self._prepare(x))
-        aux: dict[str, torch.Tensor] = {}
-        for stage in self.stages:
-            for name, block in stage.named_children():
-                x = block(x)
-                if name in self.aux_taps:
-                    head_name = self.aux_taps[name]
-                    aux[head_name] = getattr(self, head_name)(x)
-        return GoogLeNetOutputs(self.forward_head(x), aux["aux2"], aux["aux1"])
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the main and auxiliary classifiers; ``num_classes=0`` makes them return features."""
-        super().reset_classifier(num_classes)
-        for head_name in self.aux_taps.values():
-            getattr(self, head_name).reset(num_classes)
+    def _outputs(self, logits: torch.Tensor, aux: dict[str, torch.Tensor]) -> GoogLeNetOutputs:
+        return GoogLeNetOutputs(logits, aux["aux2"], aux["aux1"])
 
 
 def _stage(*rows: tuple[str, int, int, int, int, int, int]) -> tuple[tuple[str, InceptionSpec], ...]:
@@ -244,26 +188,12 @@ _GOOGLENET = GoogLeNetConfig(stages=(
            ("inception5b", 384, 192, 384, 48, 128, 128)),
 ))
 
-VARIANTS: dict[str, GoogLeNetConfig] = {"googlenet": _GOOGLENET}
+VARIANTS: dict[str, Variant] = {
+    "googlenet": Variant(_GOOGLENET, "GoogLeNet (Inception v1) as torchvision: two auxiliary heads (training mode "
+                                     "only), 3x3 \"5x5\" branch.", torchvision=True),
+}
 
-
-@register_model(input_size=(3, 224, 224), min_size=15, torchvision="googlenet",
-                paper="Szegedy et al. 2015, Going Deeper with Convolutions")
-def googlenet(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    aux_logits: bool = True,
-    transform_input: bool = False,
-    drop_rate: float = 0.2,
-    aux_drop_rate: float = 0.7,
-    kernel_5x5: int = 3,
-    norm_layer: LayerFactory | None = INCEPTION_NORM,
-    act_layer: LayerFactory = nn.ReLU,
-) -> GoogLeNet:
-    """GoogLeNet (Inception v1) as torchvision: two auxiliary heads (training mode only), 3x3 "5x5" branch."""
-    return GoogLeNet(VARIANTS["googlenet"], num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits,
-                     transform_input=transform_input, drop_rate=drop_rate, aux_drop_rate=aux_drop_rate,
-                     kernel_5x5=kernel_5x5, norm_layer=norm_layer, act_layer=act_layer)
+register_variants(GoogLeNet, VARIANTS, paper=PAPER, min_size=15)
 
 
 @register_converter("googlenet")

@@ -12,40 +12,40 @@ ends with an unscaled C block without ReLU and a 1x1 conv to 1536 channels, and 
 0.17 / 0.10 / 0.20 per stage (the paper only says 0.1 to 0.3).
 All three take 299x299 images and need at least 75x75: their stems and grid reductions use unpadded
 ("valid") convolutions and poolings, so the maps are 35, 17 and 8 pixels wide at 299 input.
+
+The three networks share their module types where the layouts agree and differ only in widths: v3's
+35 -> 17 reduction (Mixed_6a) is Reduction-A, its 17x17 modules and 17 -> 8 reduction are Inception-B
+and Reduction-B of other widths, and Inception-ResNet-v2's "mixed 5b" is v3's 35x35 module.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_converter, register_model, remap_keys
-from cnnlab.models.googlenet import INCEPTION_NORM, check_transform_input, to_inception_range
-from cnnlab.models.layers import Branches, ClassifierHead, ConvNormAct, DropPath, LayerFactory, init_kaiming
+from cnnlab.errors import ConfigError
+from cnnlab.models._inception_base import INCEPTION_NORM, ConvFactory, InceptionNet, conv_factory
+from cnnlab.models._registry import Variant, register_converter, register_variants, remap_keys
+from cnnlab.models.layers import Branches, LayerFactory, classifier_layer, make_drop_path, stochastic_depth_rates
 
 __all__ = [
+    "VARIANTS",
+    "InceptionB",
     "InceptionResnetConfig",
-    "InceptionResnetStem",
     "InceptionResnetV2",
     "InceptionV3",
     "InceptionV3A",
     "InceptionV3Aux",
-    "InceptionV3B",
-    "InceptionV3C",
-    "InceptionV3D",
     "InceptionV3E",
     "InceptionV3Outputs",
+    "InceptionV3Stem",
     "InceptionV4",
     "InceptionV4A",
-    "InceptionV4B",
     "InceptionV4C",
     "InceptionV4Config",
     "InceptionV4Stem",
@@ -55,17 +55,11 @@ __all__ = [
     "inception_resnet_a",
     "inception_resnet_b",
     "inception_resnet_c",
-    "inception_resnet_v2",
-    "inception_v3",
-    "inception_v4",
 ]
 
-# A ConvNormAct with its norm and activation bound: conv(in_chs, out_chs, kernel, stride=1, padding=None).
-ConvFactory = Callable[..., nn.Module]
-
-
-def _conv_factory(norm_layer: LayerFactory | None, act_layer: LayerFactory) -> ConvFactory:
-    return partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
+PAPER_2016 = "Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision"
+PAPER_2017 = ("Szegedy et al. 2017, Inception-v4, Inception-ResNet and the Impact of Residual Connections "
+              "on Learning")
 
 
 def _avg_pool_3x3(count_include_pad: bool) -> nn.AvgPool2d:
@@ -78,72 +72,96 @@ def _factorized_pair(conv: ConvFactory, in_chs: int, out_chs: int) -> Branches:
     return Branches({"1x3": conv(in_chs, out_chs, (1, 3)), "3x1": conv(in_chs, out_chs, (3, 1))})
 
 
-def _classifier(in_features: int, num_classes: int) -> nn.Module:
-    return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
-
-
-def _per_stage(name: str, values: tuple, expected: int) -> tuple:
-    if len(values) != expected:
-        raise ValueError(f"{name} needs {expected} values (one per stage), got {len(values)}: {values!r}")
-    return tuple(values)
-
-
 # ---------------------------------------------------------------------------------------------------------
-# Inception v3 blocks (torchvision's Mixed_5b ... Mixed_7c)
+# Blocks of more than one network
+
+
+class InceptionV3Stem(nn.Sequential):
+    """Stem (v3; slim's for Inception-ResNet-v2): 3x3/2, 3x3, 3x3, max-pool, 1x1, 3x3, max-pool (299 -> 35)."""
+
+    def __init__(self, in_chans: int, conv: ConvFactory) -> None:
+        super().__init__(OrderedDict(
+            conv1a=conv(in_chans, 32, 3, stride=2, padding=0),  # 299 -> 149
+            conv2a=conv(32, 32, 3, padding=0),  # -> 147
+            conv2b=conv(32, 64, 3),
+            pool1=nn.MaxPool2d(3, stride=2),  # -> 73
+            conv3b=conv(64, 80, 1),
+            conv4a=conv(80, 192, 3, padding=0),  # -> 71
+            pool2=nn.MaxPool2d(3, stride=2),  # -> 35
+        ))
+        self.out_chs = 192
 
 
 class InceptionV3A(Branches):
-    """35x35 module: 1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avg-pool -> 1x1 (Mixed_5b-5d)."""
+    """35x35 module: 1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avg-pool -> 1x1 (Mixed_5b-5d; slim's mixed 5b)."""
 
-    def __init__(self, in_chs: int, pool_features: int, conv: ConvFactory) -> None:
+    def __init__(self, in_chs: int, pool_features: int, conv: ConvFactory, ch1x1: int = 64,
+                 count_include_pad: bool = True) -> None:
         super().__init__({
-            "branch1x1": conv(in_chs, 64, 1),
+            "branch1x1": conv(in_chs, ch1x1, 1),
             "branch5x5": nn.Sequential(conv(in_chs, 48, 1), conv(48, 64, 5)),
             "branch3x3dbl": nn.Sequential(conv(in_chs, 64, 1), conv(64, 96, 3), conv(96, 96, 3)),
-            "branch_pool": nn.Sequential(_avg_pool_3x3(True), conv(in_chs, pool_features, 1)),
+            "branch_pool": nn.Sequential(_avg_pool_3x3(count_include_pad), conv(in_chs, pool_features, 1)),
         })
-        self.out_chs = 64 + 64 + 96 + pool_features
+        self.out_chs = ch1x1 + 64 + 96 + pool_features
 
 
-class InceptionV3B(Branches):
-    """35 -> 17 grid reduction: 3x3/2 | 1x1 -> 3x3 -> 3x3/2 | max-pool 3x3/2 (Mixed_6a)."""
+class ReductionA(Branches):
+    """Reduction-A (Figure 7, 35 -> 17): 3x3/2 (n) | 1x1 (k) -> 3x3 (l) -> 3x3/2 (m) | max-pool 3x3/2."""
 
-    def __init__(self, in_chs: int, conv: ConvFactory) -> None:
+    def __init__(self, in_chs: int, k: int, l: int, m: int, n: int,  # noqa: E741  (the paper's names)
+                 conv: ConvFactory) -> None:
         super().__init__({
-            "branch3x3": conv(in_chs, 384, 3, stride=2, padding=0),
-            "branch3x3dbl": nn.Sequential(conv(in_chs, 64, 1), conv(64, 96, 3),
-                                          conv(96, 96, 3, stride=2, padding=0)),
+            "branch3x3": conv(in_chs, n, 3, stride=2, padding=0),
+            "branch3x3dbl": nn.Sequential(conv(in_chs, k, 1), conv(k, l, 3),
+                                          conv(l, m, 3, stride=2, padding=0)),
             "branch_pool": nn.MaxPool2d(3, stride=2),
         })
-        self.out_chs = 384 + 96 + in_chs
+        self.out_chs = n + m + in_chs
 
 
-class InceptionV3C(Branches):
-    """17x17 module with factorized 7x7: 1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> (7x1 -> 1x7) x 2 | pool -> 1x1."""
+class InceptionB(Branches):
+    """17x17 module with factorized 7x7: 1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> (7x1 -> 1x7) x 2 | avg-pool -> 1x1.
 
-    def __init__(self, in_chs: int, channels_7x7: int, conv: ConvFactory) -> None:
-        c7 = channels_7x7
+    ``branch7x7`` and ``branch7x7dbl`` list the widths of the towers' convs in order (v3's Mixed_6b-6e,
+    the 2016 paper's Figure 6; Inception-v4's Inception-B, the 2017 paper's Figure 5).
+    """
+
+    def __init__(self, in_chs: int, conv: ConvFactory, ch1x1: int, branch7x7: tuple[int, int, int],
+                 branch7x7dbl: tuple[int, int, int, int, int], pool_proj: int, count_include_pad: bool) -> None:
+        a, b, c = branch7x7
+        d1, d2, d3, d4, d5 = branch7x7dbl
         super().__init__({
-            "branch1x1": conv(in_chs, 192, 1),
-            "branch7x7": nn.Sequential(conv(in_chs, c7, 1), conv(c7, c7, (1, 7)), conv(c7, 192, (7, 1))),
-            "branch7x7dbl": nn.Sequential(conv(in_chs, c7, 1), conv(c7, c7, (7, 1)), conv(c7, c7, (1, 7)),
-                                          conv(c7, c7, (7, 1)), conv(c7, 192, (1, 7))),
-            "branch_pool": nn.Sequential(_avg_pool_3x3(True), conv(in_chs, 192, 1)),
+            "branch1x1": conv(in_chs, ch1x1, 1),
+            "branch7x7": nn.Sequential(conv(in_chs, a, 1), conv(a, b, (1, 7)), conv(b, c, (7, 1))),
+            "branch7x7dbl": nn.Sequential(conv(in_chs, d1, 1), conv(d1, d2, (7, 1)), conv(d2, d3, (1, 7)),
+                                          conv(d3, d4, (7, 1)), conv(d4, d5, (1, 7))),
+            "branch_pool": nn.Sequential(_avg_pool_3x3(count_include_pad), conv(in_chs, pool_proj, 1)),
         })
-        self.out_chs = 4 * 192
+        self.out_chs = ch1x1 + c + d5 + pool_proj
 
 
-class InceptionV3D(Branches):
-    """17 -> 8 grid reduction: 1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max-pool 3x3/2 (Mixed_7a)."""
+class ReductionB(Branches):
+    """Reduction-B (17 -> 8): 1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max-pool 3x3/2.
 
-    def __init__(self, in_chs: int, conv: ConvFactory) -> None:
+    ``branch3x3`` and ``branch7x7x3`` list the towers' conv widths (v3's Mixed_7a; the 2017 paper's Figure 8).
+    """
+
+    def __init__(self, in_chs: int, conv: ConvFactory, branch3x3: tuple[int, int],
+                 branch7x7x3: tuple[int, int, int, int]) -> None:
+        r, o = branch3x3
+        a, b, c, d = branch7x7x3
         super().__init__({
-            "branch3x3": nn.Sequential(conv(in_chs, 192, 1), conv(192, 320, 3, stride=2, padding=0)),
-            "branch7x7x3": nn.Sequential(conv(in_chs, 192, 1), conv(192, 192, (1, 7)), conv(192, 192, (7, 1)),
-                                         conv(192, 192, 3, stride=2, padding=0)),
+            "branch3x3": nn.Sequential(conv(in_chs, r, 1), conv(r, o, 3, stride=2, padding=0)),
+            "branch7x7x3": nn.Sequential(conv(in_chs, a, 1), conv(a, b, (1, 7)), conv(b, c, (7, 1)),
+                                         conv(c, d, 3, stride=2, padding=0)),
             "branch_pool": nn.MaxPool2d(3, stride=2),
         })
-        self.out_chs = 320 + 192 + in_chs
+        self.out_chs = o + d + in_chs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inception v3 (torchvision's Mixed_5b ... Mixed_7c)
 
 
 class InceptionV3E(Branches):
@@ -172,10 +190,10 @@ class InceptionV3Aux(nn.Module):
         super().__init__()
         self.conv0 = conv(in_chs, 128, 1)
         self.conv1 = conv(128, 768, 5, padding=0)
-        self.fc = _classifier(768, num_classes)
+        self.fc = classifier_layer(768, num_classes)
 
     def reset(self, num_classes: int) -> None:
-        self.fc = _classifier(768, num_classes)
+        self.fc = classifier_layer(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) >= self.min_map:
@@ -193,7 +211,7 @@ class InceptionV3Outputs(NamedTuple):
     aux_logits: torch.Tensor
 
 
-class InceptionV3(ZooModel):
+class InceptionV3(InceptionNet):
     """Inception v3: valid-conv stem (299 -> 35) -> 3x A | B, 4x C | D, 2x E -> avg-pool, dropout, fc."""
 
     def __init__(
@@ -206,62 +224,28 @@ class InceptionV3(ZooModel):
         norm_layer: LayerFactory | None = INCEPTION_NORM,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
-        super().__init__()
-        check_transform_input(transform_input, in_chans)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
+        super().__init__(num_classes, in_chans)
         self.aux_logits = aux_logits
-        self.transform_input = transform_input
-        conv = _conv_factory(norm_layer, act_layer)
-        self.stem = nn.Sequential(OrderedDict(
-            conv1a=conv(in_chans, 32, 3, stride=2, padding=0),  # 299 -> 149
-            conv2a=conv(32, 32, 3, padding=0),  # -> 147
-            conv2b=conv(32, 64, 3),
-            pool1=nn.MaxPool2d(3, stride=2),  # -> 73
-            conv3b=conv(64, 80, 1),
-            conv4a=conv(80, 192, 3, padding=0),  # -> 71
-            pool2=nn.MaxPool2d(3, stride=2),  # -> 35
-        ))
+        conv = conv_factory(norm_layer, act_layer)
         stage1 = OrderedDict(mixed5b=InceptionV3A(192, 32, conv), mixed5c=InceptionV3A(256, 64, conv),
                              mixed5d=InceptionV3A(288, 64, conv))
-        stage2 = OrderedDict(mixed6a=InceptionV3B(288, conv))  # -> 17
+        stage2: OrderedDict[str, nn.Module] = OrderedDict(mixed6a=ReductionA(288, 64, 96, 96, 384, conv))  # -> 17
         for name, c7 in (("mixed6b", 128), ("mixed6c", 160), ("mixed6d", 160), ("mixed6e", 192)):
-            stage2[name] = InceptionV3C(768, c7, conv)
-        stage3 = OrderedDict(mixed7a=InceptionV3D(768, conv), mixed7b=InceptionV3E(1280, conv),
-                             mixed7c=InceptionV3E(2048, conv))  # -> 8
-        self.stages = nn.Sequential(*(nn.Sequential(s) for s in (stage1, stage2, stage3)))
-        self.feature_info = [FeatureInfo("stages.0", 288, 8), FeatureInfo("stages.1", 768, 16),
-                             FeatureInfo("stages.2", 2048, 32)]
-        self.num_features = 2048
-        if aux_logits:
-            self.aux = InceptionV3Aux(768, num_classes, conv)  # reads the output of stage 2 (mixed6e)
-        self.head = ClassifierHead(2048, num_classes, drop_rate=drop_rate)
-        init_kaiming(self)
+            stage2[name] = InceptionB(768, conv, 192, (c7, c7, 192), (c7, c7, c7, c7, 192), 192, True)
+        stage3 = OrderedDict(mixed7a=ReductionB(768, conv, (192, 320), (192, 192, 192, 192)),
+                             mixed7b=InceptionV3E(1280, conv), mixed7c=InceptionV3E(2048, conv))  # -> 8
+        # the auxiliary head reads the output of stage 2 (mixed6e)
+        aux = {"mixed6e": ("aux", InceptionV3Aux(768, num_classes, conv))} if aux_logits else {}
+        self._assemble(InceptionV3Stem(in_chans, conv), [nn.Sequential(s) for s in (stage1, stage2, stage3)],
+                       (288, 768, 2048), drop_rate=drop_rate,
+                       transform_input=transform_input, aux=aux)
 
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return to_inception_range(x) if self.transform_input else x
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(self._prepare(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits; in training mode with the auxiliary head, ``(logits, aux_logits)`` as torchvision."""
-        if not (self.training and self.aux_logits):
-            return self.forward_head(self.forward_features(x))
-        x = self.stages[1](self.stages[0](self.stem(self._prepare(x))))
-        aux = self.aux(x)
-        return InceptionV3Outputs(self.forward_head(self.stages[2](x)), aux)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the main and auxiliary classifiers; ``num_classes=0`` makes them return features."""
-        super().reset_classifier(num_classes)
-        if self.aux_logits:
-            self.aux.reset(num_classes)
+    def _outputs(self, logits: torch.Tensor, aux: dict[str, torch.Tensor]) -> InceptionV3Outputs:
+        return InceptionV3Outputs(logits, aux["aux"])
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Inception v4 blocks (paper Figures 3-8; slim's Mixed_3a ... Mixed_7d)
+# Inception v4 (paper Figures 3-8; slim's Mixed_3a ... Mixed_7d)
 
 
 class InceptionV4Stem(nn.Sequential):
@@ -302,48 +286,6 @@ class InceptionV4A(Branches):
         self.out_chs = 4 * 96
 
 
-class ReductionA(Branches):
-    """Reduction-A (Figure 7, 35 -> 17): 3x3/2 (n) | 1x1 (k) -> 3x3 (l) -> 3x3/2 (m) | max-pool 3x3/2."""
-
-    def __init__(self, in_chs: int, k: int, l: int, m: int, n: int,  # noqa: E741  (the paper's names)
-                 conv: ConvFactory) -> None:
-        super().__init__({
-            "branch3x3": conv(in_chs, n, 3, stride=2, padding=0),
-            "branch3x3dbl": nn.Sequential(conv(in_chs, k, 1), conv(k, l, 3),
-                                          conv(l, m, 3, stride=2, padding=0)),
-            "branch_pool": nn.MaxPool2d(3, stride=2),
-        })
-        self.out_chs = n + m + in_chs
-
-
-class InceptionV4B(Branches):
-    """Inception-B (Figure 5, 17x17): 1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> (7x1 -> 1x7) x 2 | pool -> 1x1."""
-
-    def __init__(self, in_chs: int, conv: ConvFactory) -> None:
-        super().__init__({
-            "branch1x1": conv(in_chs, 384, 1),
-            "branch7x7": nn.Sequential(conv(in_chs, 192, 1), conv(192, 224, (1, 7)), conv(224, 256, (7, 1))),
-            "branch7x7dbl": nn.Sequential(conv(in_chs, 192, 1), conv(192, 192, (7, 1)),
-                                          conv(192, 224, (1, 7)), conv(224, 224, (7, 1)),
-                                          conv(224, 256, (1, 7))),
-            "branch_pool": nn.Sequential(_avg_pool_3x3(False), conv(in_chs, 128, 1)),
-        })
-        self.out_chs = 384 + 256 + 256 + 128
-
-
-class ReductionB(Branches):
-    """Reduction-B (Figure 8, 17 -> 8): 1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max-pool 3x3/2."""
-
-    def __init__(self, in_chs: int, conv: ConvFactory) -> None:
-        super().__init__({
-            "branch3x3": nn.Sequential(conv(in_chs, 192, 1), conv(192, 192, 3, stride=2, padding=0)),
-            "branch7x7x3": nn.Sequential(conv(in_chs, 256, 1), conv(256, 256, (1, 7)), conv(256, 320, (7, 1)),
-                                         conv(320, 320, 3, stride=2, padding=0)),
-            "branch_pool": nn.MaxPool2d(3, stride=2),
-        })
-        self.out_chs = 192 + 320 + in_chs
-
-
 class InceptionV4C(Branches):
     """Inception-C (Figure 6, 8x8): 1x1 | 1x1 -> (1x3 | 3x1) | 1x1 -> 3x1 -> 1x3 -> (1x3 | 3x1) | pool."""
 
@@ -358,14 +300,22 @@ class InceptionV4C(Branches):
         self.out_chs = 6 * 256
 
 
+def _check_depths(depths: tuple[int, ...], minimum: int) -> None:
+    if len(depths) != 3 or any(not isinstance(d, int) or d < minimum for d in depths):
+        raise ConfigError(f"depths must be three integers >= {minimum} (blocks per stage), got {depths!r}")
+
+
 @dataclass(frozen=True)
 class InceptionV4Config:
     """Number of Inception-A, -B and -C modules (after the stem, Reduction-A and Reduction-B)."""
 
     depths: tuple[int, int, int] = (4, 7, 3)
 
+    def __post_init__(self) -> None:
+        _check_depths(self.depths, minimum=0)
 
-class InceptionV4(ZooModel):
+
+class InceptionV4(InceptionNet):
     """Inception-v4: stem (299 -> 35) -> 4x A | Reduction-A, 7x B | Reduction-B, 3x C -> pool, dropout, fc."""
 
     def __init__(
@@ -377,36 +327,24 @@ class InceptionV4(ZooModel):
         norm_layer: LayerFactory | None = INCEPTION_NORM,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
-        super().__init__()
-        _check_depths(cfg.depths, minimum=0)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
-        conv = _conv_factory(norm_layer, act_layer)
-        self.stem = InceptionV4Stem(in_chans, conv)
+        super().__init__(num_classes, in_chans)
+        conv = conv_factory(norm_layer, act_layer)
         n_a, n_b, n_c = cfg.depths
-        stage1 = [InceptionV4A(384, conv) for _ in range(n_a)]
-        # Reduction-A widths k, l, m, n of the paper's Table 1 (Inception-v4 row)
-        stage2 = [ReductionA(384, 192, 224, 256, 384, conv)] + [InceptionV4B(1024, conv) for _ in range(n_b)]
-        stage3 = [ReductionB(1024, conv)] + [InceptionV4C(1536, conv) for _ in range(n_c)]
-        self.stages = nn.Sequential(*(_sequential_or_identity(s) for s in (stage1, stage2, stage3)))
-        self.feature_info = [FeatureInfo("stages.0", 384, 8), FeatureInfo("stages.1", 1024, 16),
-                             FeatureInfo("stages.2", 1536, 32)]
-        self.num_features = 1536
-        self.head = ClassifierHead(1536, num_classes, drop_rate=drop_rate)
-        init_kaiming(self)
-
-
-def _sequential_or_identity(blocks: list[nn.Module]) -> nn.Module:
-    return nn.Sequential(*blocks) if blocks else nn.Identity()
-
-
-def _check_depths(depths: tuple[int, ...], minimum: int) -> None:
-    if len(depths) != 3 or any(not isinstance(d, int) or d < minimum for d in depths):
-        raise ValueError(f"depths must be three integers >= {minimum} (blocks per stage), got {depths!r}")
+        inception_b = [InceptionB(1024, conv, 384, (192, 224, 256), (192, 192, 224, 224, 256), 128, False)
+                       for _ in range(n_b)]
+        stages = [
+            [InceptionV4A(384, conv) for _ in range(n_a)],
+            # Reduction-A widths k, l, m, n of the paper's Table 1 (Inception-v4 row)
+            [ReductionA(384, 192, 224, 256, 384, conv), *inception_b],
+            [ReductionB(1024, conv, (192, 192), (256, 256, 320, 320))]
+            + [InceptionV4C(1536, conv) for _ in range(n_c)],
+        ]
+        self._assemble(InceptionV4Stem(in_chans, conv), [nn.Sequential(*s) if s else nn.Identity() for s in stages],
+                       (384, 1024, 1536), drop_rate=drop_rate)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Inception-ResNet-v2 blocks (paper Figures 16-19; slim's Block35 / Block17 / Block8)
+# Inception-ResNet-v2 (paper Figures 16-19; slim's Block35 / Block17 / Block8)
 
 
 class ResidualInception(nn.Module):
@@ -418,7 +356,7 @@ class ResidualInception(nn.Module):
         self.branches = branches
         self.proj = nn.Conv2d(branch_chs, chs, 1)  # back to the trunk width; bias, no norm, as slim
         self.scale = scale  # the paper's residual scaling (0.1-0.3) that keeps very wide residuals stable
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.drop_path = make_drop_path(drop_path_rate)
         self.act = act_layer() if activate else nn.Identity()
         self.out_chs = chs
 
@@ -457,32 +395,6 @@ def inception_resnet_c(chs: int, conv: ConvFactory, **kwargs) -> ResidualIncepti
     return ResidualInception(branches, 192 + 256, chs, **kwargs)
 
 
-class InceptionResnetStem(nn.Sequential):
-    """Stem (slim, Inception v3's): 3x3/2, 3x3, 3x3, max-pool, 1x1, 3x3, max-pool (299 -> 35, 192 chs)."""
-
-    def __init__(self, in_chans: int, conv: ConvFactory) -> None:
-        super().__init__(OrderedDict(
-            conv1a=conv(in_chans, 32, 3, stride=2, padding=0),
-            conv2a=conv(32, 32, 3, padding=0),
-            conv2b=conv(32, 64, 3),
-            pool3a=nn.MaxPool2d(3, stride=2),
-            conv3b=conv(64, 80, 1),
-            conv4a=conv(80, 192, 3, padding=0),
-            pool5a=nn.MaxPool2d(3, stride=2),
-        ))
-        self.out_chs = 192
-
-
-def _mixed_5b(in_chs: int, conv: ConvFactory) -> Branches:
-    """35x35 widening to 320 channels: 1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avg-pool -> 1x1."""
-    return Branches({
-        "branch1x1": conv(in_chs, 96, 1),
-        "branch5x5": nn.Sequential(conv(in_chs, 48, 1), conv(48, 64, 5)),
-        "branch3x3dbl": nn.Sequential(conv(in_chs, 64, 1), conv(64, 96, 3), conv(96, 96, 3)),
-        "branch_pool": nn.Sequential(_avg_pool_3x3(False), conv(in_chs, 64, 1)),
-    })
-
-
 def _mixed_7a(in_chs: int, conv: ConvFactory) -> Branches:
     """17 -> 8 reduction (Figure 18): three 1x1 -> 3x3/2 towers | max-pool 3x3/2."""
     return Branches({
@@ -499,10 +411,16 @@ class InceptionResnetConfig:
     """Blocks per stage (A, B, C; the last C block has no ReLU, scale 1) and each stage's residual scale."""
 
     depths: tuple[int, int, int] = (10, 20, 10)
-    scales: tuple[float, float, float] = (0.17, 0.10, 0.20)
+    residual_scales: tuple[float, float, float] = (0.17, 0.10, 0.20)
+
+    def __post_init__(self) -> None:
+        _check_depths(self.depths, minimum=1)
+        if len(self.residual_scales) != 3:
+            raise ConfigError(f"residual_scales needs 3 values (one per stage), got {len(self.residual_scales)}: "
+                              f"{self.residual_scales!r}")
 
 
-class InceptionResnetV2(ZooModel):
+class InceptionResnetV2(InceptionNet):
     """Inception-ResNet-v2: stem -> mixed 5b, 10x A | mixed 6a, 20x B | mixed 7a, 10x C, 1x1 -> pool, fc."""
 
     def __init__(
@@ -515,105 +433,49 @@ class InceptionResnetV2(ZooModel):
         norm_layer: LayerFactory | None = INCEPTION_NORM,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
-        super().__init__()
-        _check_depths(cfg.depths, minimum=1)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
-        conv = _conv_factory(norm_layer, act_layer)
-        self.stem = InceptionResnetStem(in_chans, conv)
-        total = sum(cfg.depths)
-        rates = iter([drop_path_rate * i / max(total - 1, 1) for i in range(total)])  # linear decay rule
-        n_a, n_b, n_c = cfg.depths
-        scale_a, scale_b, scale_c = cfg.scales
-        stage1 = [_mixed_5b(192, conv)] + [
-            inception_resnet_a(320, conv, scale=scale_a, drop_path_rate=next(rates), act_layer=act_layer)
-            for _ in range(n_a)]
+        super().__init__(num_classes, in_chans)
+        conv = conv_factory(norm_layer, act_layer)
+        rates_a, rates_b, rates_c = stochastic_depth_rates(cfg.depths, drop_path_rate)
+        scale_a, scale_b, scale_c = cfg.residual_scales
+
+        def blocks(make, chs: int, scale: float, rates: list[float]) -> list[ResidualInception]:
+            return [make(chs, conv, scale=scale, drop_path_rate=r, act_layer=act_layer) for r in rates]
+
+        # slim's mixed 5b is v3's 35x35 module, 96 wide on the 1x1 branch, averaging without the padding
+        stage1 = [InceptionV3A(192, 64, conv, ch1x1=96, count_include_pad=False),
+                  *blocks(inception_resnet_a, 320, scale_a, rates_a)]
         # mixed 6a is Reduction-A with the Inception-ResNet-v2 widths k, l, m, n = 256, 256, 384, 384
-        stage2 = [ReductionA(320, 256, 256, 384, 384, conv)] + [
-            inception_resnet_b(1088, conv, scale=scale_b, drop_path_rate=next(rates), act_layer=act_layer)
-            for _ in range(n_b)]
-        stage3: list[nn.Module] = [_mixed_7a(1088, conv)] + [
-            inception_resnet_c(2080, conv, scale=scale_c, drop_path_rate=next(rates), act_layer=act_layer)
-            for _ in range(n_c - 1)]
+        stage2 = [ReductionA(320, 256, 256, 384, 384, conv), *blocks(inception_resnet_b, 1088, scale_b, rates_b)]
         # slim ends the trunk with an unscaled C block without ReLU, then a 1x1 conv to 1536 channels
-        stage3 += [inception_resnet_c(2080, conv, scale=1.0, activate=False, drop_path_rate=next(rates),
-                                      act_layer=act_layer),
-                   conv(2080, 1536, 1)]
-        self.stages = nn.Sequential(nn.Sequential(*stage1), nn.Sequential(*stage2), nn.Sequential(*stage3))
-        self.feature_info = [FeatureInfo("stages.0", 320, 8), FeatureInfo("stages.1", 1088, 16),
-                             FeatureInfo("stages.2", 1536, 32)]
-        self.num_features = 1536
-        self.head = ClassifierHead(1536, num_classes, drop_rate=drop_rate)
-        init_kaiming(self)
+        stage3 = [_mixed_7a(1088, conv), *blocks(inception_resnet_c, 2080, scale_c, rates_c[:-1]),
+                  inception_resnet_c(2080, conv, scale=1.0, activate=False, drop_path_rate=rates_c[-1],
+                                     act_layer=act_layer),
+                  conv(2080, 1536, 1)]
+        self._assemble(InceptionV3Stem(in_chans, conv), [nn.Sequential(*s) for s in (stage1, stage2, stage3)],
+                       (320, 1088, 1536), drop_rate=drop_rate)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Builders
+# Variants
 
-_INCEPTION_V4 = InceptionV4Config()
-_INCEPTION_RESNET_V2 = InceptionResnetConfig()
-VARIANTS: dict[str, InceptionV4Config | InceptionResnetConfig] = {
-    "inception_v4": _INCEPTION_V4,
-    "inception_resnet_v2": _INCEPTION_RESNET_V2,
+VARIANTS: dict[str, tuple[type[InceptionNet], Variant]] = {
+    "inception_v3": (InceptionV3, Variant(None, "Inception v3 as torchvision: auxiliary head on the 17x17 map "
+                                                "(training mode only), 299x299 input.", torchvision=True,
+                                          entry={"paper": PAPER_2016})),
+    "inception_v4": (InceptionV4, Variant(InceptionV4Config(), "Inception-v4 (slim / timm layer configuration, "
+                                                               "42.68M parameters); dropout 0.2 (paper: keep "
+                                                               "0.8).")),
+    "inception_resnet_v2": (InceptionResnetV2, Variant(InceptionResnetConfig(), "Inception-ResNet-v2 (slim / "
+                                                       "timm configuration, 55.84M parameters); residual "
+                                                       "scales per stage.")),
 }
-_SIZE_299 = dict(input_size=(3, 299, 299), min_size=75)
+
+for _name, (_model, _row) in VARIANTS.items():
+    register_variants(_model, {_name: _row}, paper=PAPER_2017, input_size=(3, 299, 299), min_size=75)
 
 
-@register_model(**_SIZE_299, torchvision="inception_v3",
-                paper="Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision")
-def inception_v3(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    aux_logits: bool = True,
-    transform_input: bool = False,
-    drop_rate: float = 0.5,
-    norm_layer: LayerFactory | None = INCEPTION_NORM,
-    act_layer: LayerFactory = nn.ReLU,
-) -> InceptionV3:
-    """Inception v3 as torchvision: auxiliary head on the 17x17 map (training mode only), 299x299 input."""
-    return InceptionV3(num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits,
-                       transform_input=transform_input, drop_rate=drop_rate, norm_layer=norm_layer,
-                       act_layer=act_layer)
-
-
-_PAPER_2017 = ("Szegedy et al. 2017, Inception-v4, Inception-ResNet and the Impact of Residual Connections "
-               "on Learning")
-
-
-@register_model(**_SIZE_299, paper=_PAPER_2017)
-def inception_v4(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    depths: tuple[int, int, int] | None = None,
-    drop_rate: float = 0.2,
-    norm_layer: LayerFactory | None = INCEPTION_NORM,
-    act_layer: LayerFactory = nn.ReLU,
-) -> InceptionV4:
-    """Inception-v4 (slim / timm layer configuration, 42.68M parameters); dropout 0.2 (paper: keep 0.8)."""
-    cfg = _INCEPTION_V4 if depths is None else replace(_INCEPTION_V4, depths=tuple(depths))
-    return InceptionV4(cfg, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-                       norm_layer=norm_layer, act_layer=act_layer)
-
-
-@register_model(**_SIZE_299, paper=_PAPER_2017)
-def inception_resnet_v2(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    depths: tuple[int, int, int] | None = None,
-    residual_scales: tuple[float, float, float] | None = None,
-    drop_rate: float = 0.2,
-    drop_path_rate: float = 0.0,
-    norm_layer: LayerFactory | None = INCEPTION_NORM,
-    act_layer: LayerFactory = nn.ReLU,
-) -> InceptionResnetV2:
-    """Inception-ResNet-v2 (slim / timm configuration, 55.84M parameters); residual scales per stage."""
-    cfg = _INCEPTION_RESNET_V2
-    if depths is not None:
-        cfg = replace(cfg, depths=tuple(depths))
-    if residual_scales is not None:
-        cfg = replace(cfg, scales=_per_stage("residual_scales", tuple(residual_scales), 3))
-    return InceptionResnetV2(cfg, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-                             drop_path_rate=drop_path_rate, norm_layer=norm_layer, act_layer=act_layer)
+# ---------------------------------------------------------------------------------------------------------
+# Torchvision conversion
 
 
 def _branch_rules() -> list[tuple[str, str]]:

@@ -1,13 +1,18 @@
-"""Building blocks shared by the model families: conv-norm-act, squeeze-excitation, drop-path, heads."""
+"""Building blocks shared by the model families: conv-norm-act, squeeze-excitation, drop-path, heads.
+
+Also the checks every family applies to its options (rates, choices, widths), raising ``ConfigError``.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cnnlab.errors import ConfigError
 
 __all__ = [
     "ACT_LAYERS",
@@ -18,13 +23,21 @@ __all__ = [
     "LayerFactory",
     "MlpHead",
     "SqueezeExcite",
+    "check_choice",
+    "check_rate",
+    "check_width",
+    "classifier_layer",
     "conv_out_size",
     "drop_path",
     "init_kaiming",
     "make_act",
     "make_divisible",
+    "make_drop_path",
     "norm_layers",
     "resolve_layer_names",
+    "scale_width",
+    "stochastic_depth_rates",
+    "zero_norm_weight",
 ]
 
 # A norm or activation layer factory: called with the channel count (norm) or nothing (activation).
@@ -49,6 +62,31 @@ def conv_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dil
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1  # PyTorch: the last window must start inside the input or its left padding
     return out
+
+
+def check_rate(name: str, value: float) -> None:
+    """Reject a dropout or drop-path probability outside [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {value}")
+
+
+def check_choice(name: str, value: object, choices: Sequence) -> None:
+    """Reject an option value that is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
+
+
+def scale_width(channels: int, width_mult: float) -> int:
+    """``channels * width_mult`` rounded to the nearest integer, at least 1."""
+    return max(1, round(channels * width_mult))
+
+
+def check_width(width_mult: float, hidden: int | None = None) -> None:
+    """Reject a non-positive width multiplier or classifier width."""
+    if not width_mult > 0:
+        raise ConfigError(f"width_mult must be positive (1.0 builds the standard widths), got {width_mult}")
+    if hidden is not None and hidden < 1:
+        raise ConfigError(f"hidden (the classifier's hidden width) must be at least 1, got {hidden}")
 
 
 class ConvNormAct(nn.Sequential):
@@ -150,6 +188,28 @@ def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor
     return x * mask / keep
 
 
+def stochastic_depth_rates(depths: Sequence[int], drop_path_rate: float) -> list[list[float]]:
+    """Per-stage drop rates by Huang et al. 2016's linear decay rule: block l of L drops with l / L * rate.
+
+    The paper decays the survival probability p_l = 1 - l / L * (1 - p_L) over the blocks l = 1 ... L of
+    the whole network; ``drop_path_rate`` is the last block's 1 - p_L (the paper's p_L = 0.5 is 0.5), so
+    the first block drops drop_path_rate / L.
+    """
+    check_rate("drop_path_rate", drop_path_rate)
+    total = sum(depths)
+    rates = [drop_path_rate * (i + 1) / total for i in range(total)]
+    out, start = [], 0
+    for depth in depths:
+        out.append(rates[start:start + depth])
+        start += depth
+    return out
+
+
+def make_drop_path(drop_prob: float) -> nn.Module:
+    """A ``DropPath`` for a positive probability, else an identity (nothing to skip at evaluation)."""
+    return DropPath(drop_prob) if drop_prob > 0 else nn.Identity()
+
+
 class DropPath(nn.Module):
     """Stochastic depth (Huang et al. 2016) applied to a residual branch."""
 
@@ -169,15 +229,15 @@ class ClassifierHead(nn.Module):
 
     def __init__(self, in_features: int, num_classes: int, pool: str = "avg", drop_rate: float = 0.0) -> None:
         super().__init__()
-        if pool not in ("avg", "max"):
-            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+        check_choice("pool", pool, ("avg", "max"))
+        check_rate("drop_rate", drop_rate)
         self.pool_type = pool
         self.in_features = in_features
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.fc = _linear_or_identity(in_features, num_classes)
+        self.fc = classifier_layer(in_features, num_classes)
 
     def reset(self, num_classes: int) -> None:
-        self.fc = _linear_or_identity(self.in_features, num_classes)
+        self.fc = classifier_layer(self.in_features, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if x.dim() == 4:
@@ -193,6 +253,7 @@ class MlpHead(nn.Module):
     def __init__(self, in_chs: int, num_classes: int, pool_size: int = 7, hidden: int = 4096,
                  drop_rate: float = 0.5, drop_first: bool = False, act_layer: LayerFactory = nn.ReLU) -> None:
         super().__init__()
+        check_rate("drop_rate", drop_rate)
         self.hidden = hidden
         self.drop_first = drop_first
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
@@ -202,10 +263,10 @@ class MlpHead(nn.Module):
         self.fc2 = nn.Linear(hidden, hidden)
         self.act2 = make_act(act_layer)
         self.drop2 = nn.Dropout(drop_rate)
-        self.fc = _linear_or_identity(hidden, num_classes)
+        self.fc = classifier_layer(hidden, num_classes)
 
     def reset(self, num_classes: int) -> None:
-        self.fc = _linear_or_identity(self.hidden, num_classes)
+        self.fc = classifier_layer(self.hidden, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.pool(x), 1)  # (B, C * pool_size**2)
@@ -215,15 +276,17 @@ class MlpHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
-def _linear_or_identity(in_features: int, num_classes: int) -> nn.Module:
+def classifier_layer(in_features: int, num_classes: int) -> nn.Module:
+    """The final linear layer of a classifier; an identity for ``num_classes=0`` (the head returns features)."""
     return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
-def init_kaiming(model: nn.Module, zero_bias: bool = True, linear_std: float | None = 0.01) -> None:
-    """He (fan-out, ReLU) init for convs, unit/zero for norms, N(0, linear_std) for linears."""
+def init_kaiming(model: nn.Module, zero_bias: bool = True, linear_std: float | None = 0.01,
+                 mode: str = "fan_out") -> None:
+    """He (ReLU; fan-out unless ``mode="fan_in"``) init for convs, unit/zero for norms, N(0, linear_std) linears."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
             if m.bias is not None and zero_bias:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm | nn.LayerNorm) or _is_norm(m):
@@ -235,6 +298,12 @@ def init_kaiming(model: nn.Module, zero_bias: bool = True, linear_std: float | N
             nn.init.normal_(m.weight, 0.0, linear_std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def zero_norm_weight(norm: nn.Module | None) -> None:
+    """Zero a norm layer's scale (if it has one), so the residual branch it closes starts at zero."""
+    if getattr(norm, "weight", None) is not None:
+        nn.init.zeros_(norm.weight)
 
 
 def _is_norm(m: nn.Module) -> bool:

@@ -24,16 +24,16 @@ so the features are S4's 16 maps of 5x5; the head is C5, F6 and the output layer
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.errors import ConfigError, InputSizeError
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_model
-from cnnlab.models.layers import LayerFactory, init_kaiming
+from cnnlab.models._registry import Variant, register_variants
+from cnnlab.models.layers import LayerFactory, check_choice, init_kaiming
 
 __all__ = [
     "C3_TABLE",
@@ -45,11 +45,11 @@ __all__ = [
     "ScaledTanh",
     "Subsampling",
     "TableConv",
-    "lenet5",
-    "lenet5_relu",
+    "VARIANTS",
 ]
 
 FIELD = 32  # the paper's input field
+PAPER = "LeCun et al. 1998, Gradient-based learning applied to document recognition"
 
 # Table I of the paper: the S2 maps each of the 16 C3 maps reads (1,516 parameters instead of 2,416).
 C3_TABLE: tuple[tuple[int, ...], ...] = (
@@ -93,7 +93,7 @@ def resolve_act(act_layer: str | LayerFactory) -> LayerFactory:
         return act_layer
     if act_layer not in ACTIVATIONS:
         names = ", ".join(ACTIVATIONS)
-        raise ValueError(f"act_layer must be one of {names} or a layer factory, got {act_layer!r}")
+        raise ConfigError(f"act_layer must be one of {names} or a layer factory, got {act_layer!r}")
     return ACTIVATIONS[act_layer]
 
 
@@ -216,7 +216,7 @@ class LeNetHead(nn.Module):
         x = self.act5(self.c5(x))  # (B, 120, 1, 1) from a 32x32 field
         if x.shape[-2:] != (1, 1):
             h, w = x.shape[-2:]
-            raise ValueError(
+            raise InputSizeError(
                 f"LeNet-5's F6 layer reads the 1x1 C5 map of a {FIELD}x{FIELD} field, got a {h}x{w} map; "
                 f"resize the images to at most {FIELD}x{FIELD} (smaller ones are centred in the field)"
             )
@@ -251,16 +251,11 @@ class LeNet(ZooModel):
     """LeNet-5: field pad + C1 (stem); S2, C3 + S4 (stages); C5 + F6 + output (head)."""
 
     def __init__(self, cfg: LeNetConfig, num_classes: int = 10, in_chans: int = 1) -> None:
-        super().__init__()
-        if cfg.pool not in POOLS:
-            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {cfg.pool!r}")
-        if cfg.head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {cfg.head!r}")
-        if cfg.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)}, got {cfg.init!r}")
-        act = resolve_act(cfg.act)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
+        super().__init__(num_classes, in_chans)
+        check_choice("pool", cfg.pool, POOLS)
+        check_choice("head", cfg.head, HEADS)
+        check_choice("init", cfg.init, INITS)
+        act = resolve_act(cfg.act_layer)
         c1, c3, c5 = cfg.widths
         c3_conv = TableConv(C3_TABLE, 5) if cfg.c3_table else nn.Conv2d(c1, c3, 5)
         self.stem = nn.Sequential(OrderedDict([
@@ -291,7 +286,7 @@ class LeNet(ZooModel):
 class LeNetConfig:
     """A LeNet-5 variant."""
 
-    act: str | LayerFactory = "scaled_tanh"  # every layer's activation up to F6 (ACTIVATIONS name or factory)
+    act_layer: str | LayerFactory = "scaled_tanh"  # every activation up to F6 (ACTIVATIONS name or factory)
     pool: str = "subsample"  # "subsample" (the paper's trainable S-layers), "avg" or "max" (2x2, stride 2)
     c3_table: bool = True  # C3 reads the S2 maps of Table I (False: every C3 map reads all six)
     head: str = "linear"  # output layer: "linear" or the paper's Euclidean "rbf" units
@@ -300,33 +295,12 @@ class LeNetConfig:
     hidden: int = 84  # F6 units
 
 
-VARIANTS: dict[str, LeNetConfig] = {
-    "lenet5": LeNetConfig(),
-    "lenet5_relu": LeNetConfig(act="relu", pool="max", c3_table=False, head="linear", init="kaiming"),
+VARIANTS: dict[str, Variant] = {
+    "lenet5": Variant(LeNetConfig(), "LeNet-5 as in 1998: scaled tanh, trainable subsampling, Table I C3 "
+                                     "(act_layer \"tanh\"/\"sigmoid\" too)."),
+    "lenet5_relu": Variant(LeNetConfig(act_layer="relu", pool="max", c3_table=False, head="linear", init="kaiming"),
+                           "Modern LeNet-5: ReLU, 2x2 max pooling, fully connected C3, linear output."),
 }
 
-_PAPER = "LeCun et al. 1998, Gradient-based learning applied to document recognition"
-
-
-def _build(name: str, num_classes: int, in_chans: int, **overrides: object) -> LeNet:
-    return LeNet(replace(VARIANTS[name], **overrides), num_classes=num_classes, in_chans=in_chans)
-
-
 # Any image up to the 32x32 field is centred in it, so the smallest input is a single pixel.
-_register = partial(register_model, input_size=(1, 32, 32), min_size=1, num_classes=10, paper=_PAPER,
-                    torchvision=None)
-
-
-@_register
-def lenet5(num_classes: int = 10, in_chans: int = 1, act_layer: str | LayerFactory = "scaled_tanh",
-           pool: str = "subsample", c3_table: bool = True, head: str = "linear") -> LeNet:
-    """LeNet-5 as in 1998: scaled tanh, trainable subsampling, Table I C3 (act_layer "tanh"/"sigmoid" too)."""
-    return _build("lenet5", num_classes, in_chans, act=act_layer, pool=pool, c3_table=c3_table, head=head)
-
-
-@_register
-def lenet5_relu(num_classes: int = 10, in_chans: int = 1, act_layer: str | LayerFactory = "relu",
-                pool: str = "max", c3_table: bool = False, head: str = "linear") -> LeNet:
-    """Modern LeNet-5: ReLU, 2x2 max pooling, fully connected C3, linear output."""
-    return _build("lenet5_relu", num_classes, in_chans, act=act_layer, pool=pool, c3_table=c3_table,
-                  head=head)
+register_variants(LeNet, VARIANTS, input_size=(1, 32, 32), min_size=1, num_classes=10, paper=PAPER)

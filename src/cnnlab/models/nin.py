@@ -28,10 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_model
-from cnnlab.models.layers import ConvNormAct, LayerFactory, init_kaiming
+from cnnlab.models._registry import Variant, register_variants
+from cnnlab.models.layers import ConvNormAct, LayerFactory, check_rate, check_width, init_kaiming, scale_width
 
-__all__ = ["MlpConvSpec", "NiN", "NiNConfig", "NiNHead", "mlpconv_layers", "nin", "nin_cifar"]
+__all__ = ["VARIANTS", "MlpConvSpec", "NiN", "NiNConfig", "NiNHead", "mlpconv_layers", "scale_widths"]
+
+PAPER = "Lin, Chen & Yan 2014, Network In Network"
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,9 @@ class NiN(ZooModel):
 
     def __init__(self, cfg: NiNConfig, num_classes: int = 1000, in_chans: int = 3,
                  norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.in_chans = in_chans
+        super().__init__(num_classes, in_chans)
+        check_rate("drop_rate", cfg.drop_rate)
+        cfg = scale_widths(cfg)
         parts: list[nn.Module] = []
         self.feature_info = []
         chs, reduction = in_chans, 1
@@ -127,58 +129,39 @@ class NiNConfig:
     classifier: MlpConvSpec  # the class block; its last width is num_classes
     ceil_mode: bool = False  # Caffe's pooling rounds the output size up
     drop_rate: float = 0.5
+    width_mult: float = 1.0  # multiplies every hidden width (the class maps stay num_classes)
 
 
-VARIANTS: dict[str, NiNConfig] = {
-    "nin": NiNConfig(
+def scale_widths(cfg: NiNConfig) -> NiNConfig:
+    """The config with every hidden width multiplied by its ``width_mult`` (then 1.0; the class width stays)."""
+    check_width(cfg.width_mult)
+
+    def scaled(spec: MlpConvSpec) -> MlpConvSpec:
+        return replace(spec, widths=tuple(scale_width(w, cfg.width_mult) if w else 0 for w in spec.widths))
+
+    return replace(cfg, blocks=tuple(scaled(b) for b in cfg.blocks), classifier=scaled(cfg.classifier),
+                   width_mult=1.0)
+
+
+VARIANTS: dict[str, Variant] = {
+    "nin": Variant(NiNConfig(
         blocks=(MlpConvSpec((96, 96, 96), 11, stride=4), MlpConvSpec((256, 256, 256), 5, padding=2),
                 MlpConvSpec((384, 384, 384), 3, padding=1)),
         pools=("max", "max", "max"),
         drops=(False, False, True),
         classifier=MlpConvSpec((0, 0, 0), 3, padding=1),
-    ),
-    "nin_cifar": NiNConfig(
+    ), "NiN for ImageNet-size inputs as in d2l.ai: 96 (11x11/4), 256 (5x5), 384 (3x3), classes (3x3).",
+        # 67 is the smallest side whose third max pool still has a 3x3 window (67 -> 15 -> 7 -> 3 -> 1)
+        entry={"input_size": (3, 224, 224), "min_size": 67, "num_classes": 1000}),
+    "nin_cifar": Variant(NiNConfig(
         blocks=(MlpConvSpec((192, 160, 96), 5, padding=2), MlpConvSpec((192, 192, 192), 5, padding=2)),
         pools=("max", "avg"),
         drops=(True, True),
         classifier=MlpConvSpec((192, 192, 0), 3, padding=1),
         ceil_mode=True,
-    ),
+    ), "The paper's CIFAR-10 NiN: mlpconv 192-160-96 (5x5), 192-192-192 (5x5), 192-192-classes (3x3).",
+        # ceil-mode pooling takes a 2x2 map, so 4 -> 2 -> 1 is the smallest input
+        entry={"input_size": (3, 32, 32), "min_size": 4, "num_classes": 10}),
 }
 
-_PAPER = "Lin, Chen & Yan 2014, Network In Network"
-
-
-def scale_widths(cfg: NiNConfig, width_mult: float) -> NiNConfig:
-    """The config with every hidden width multiplied by ``width_mult`` (the class width stays)."""
-    if not width_mult > 0:
-        raise ValueError(f"width_mult must be positive, got {width_mult}")
-
-    def scaled(spec: MlpConvSpec) -> MlpConvSpec:
-        return replace(spec, widths=tuple(max(1, round(w * width_mult)) if w else 0 for w in spec.widths))
-
-    return replace(cfg, blocks=tuple(scaled(b) for b in cfg.blocks), classifier=scaled(cfg.classifier))
-
-
-def _build(name: str, num_classes: int, in_chans: int, drop_rate: float, norm_layer: LayerFactory | None,
-           act_layer: LayerFactory, width_mult: float = 1.0) -> NiN:
-    cfg = scale_widths(replace(VARIANTS[name], drop_rate=drop_rate), width_mult)
-    return NiN(cfg, num_classes=num_classes, in_chans=in_chans, norm_layer=norm_layer, act_layer=act_layer)
-
-
-# 67 is the smallest side whose third max pool still has a 3x3 window (67 -> 15 -> 7 -> 3 -> 1).
-@register_model(input_size=(3, 224, 224), min_size=67, num_classes=1000, paper=_PAPER)
-def nin(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5,
-        norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU,
-        width_mult: float = 1.0) -> NiN:
-    """NiN for ImageNet-size inputs as in d2l.ai: 96 (11x11/4), 256 (5x5), 384 (3x3), classes (3x3)."""
-    return _build("nin", num_classes, in_chans, drop_rate, norm_layer, act_layer, width_mult)
-
-
-# Ceil-mode pooling takes a 2x2 map, so 4 -> 2 -> 1 is the smallest input.
-@register_model(input_size=(3, 32, 32), min_size=4, num_classes=10, paper=_PAPER)
-def nin_cifar(num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.5,
-              norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU,
-              width_mult: float = 1.0) -> NiN:
-    """The paper's CIFAR-10 NiN: mlpconv 192-160-96 (5x5), 192-192-192 (5x5), 192-192-classes (3x3)."""
-    return _build("nin_cifar", num_classes, in_chans, drop_rate, norm_layer, act_layer, width_mult)
+register_variants(NiN, VARIANTS, paper=PAPER)

@@ -43,7 +43,6 @@ How torchvision's RegNets differ from pycls's (checked against pycls ``models/re
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,16 +50,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cnnlab.errors import ConfigError
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_converter, register_model, remap_keys
+from cnnlab.models._registry import Variant, register_converter, register_variants, remap_keys
 from cnnlab.models.layers import (
     ClassifierHead,
     ConvNormAct,
-    DropPath,
     LayerFactory,
     SqueezeExcite,
+    check_choice,
+    check_rate,
     init_kaiming,
     make_divisible,
+    make_drop_path,
+    stochastic_depth_rates,
+    zero_norm_weight,
 )
 
 __all__ = [
@@ -88,11 +92,11 @@ WIDTH_ROUNDINGS = ("pycls", "torchvision")
 
 def _check_regnet_params(w_0: int, w_a: float, w_m: float, depth: int, quantum: int) -> None:
     if depth < 1:
-        raise ValueError(f"RegNet depth must be at least 1, got {depth}")
+        raise ConfigError(f"RegNet depth must be at least 1, got {depth}")
     if w_a < 0 or w_0 <= 0 or w_m <= 1:
-        raise ValueError(f"RegNet needs w_a >= 0, w_0 > 0 and w_m > 1, got w_a={w_a}, w_0={w_0}, w_m={w_m}")
+        raise ConfigError(f"RegNet needs w_a >= 0, w_0 > 0 and w_m > 1, got w_a={w_a}, w_0={w_0}, w_m={w_m}")
     if w_0 % quantum != 0:
-        raise ValueError(f"RegNet's w_0 must be a multiple of the width quantum {quantum}, got w_0={w_0}")
+        raise ConfigError(f"RegNet's w_0 must be a multiple of the width quantum {quantum}, got w_0={w_0}")
 
 
 def regnet_block_widths(w_0: int, w_a: float, w_m: float, depth: int, quantum: int = 8) -> list[int]:
@@ -140,10 +144,9 @@ def adjust_widths_to_groups(
     rounding: str = "pycls",
 ) -> tuple[list[int], list[int]]:
     """Stage widths and group widths adjusted so each bottleneck width is a whole number of groups."""
-    if rounding not in WIDTH_ROUNDINGS:
-        raise ValueError(f"rounding must be one of {WIDTH_ROUNDINGS}, got {rounding!r}")
+    check_choice("rounding", rounding, WIDTH_ROUNDINGS)
     if not len(widths) == len(bottleneck_ratios) == len(group_widths):
-        raise ValueError("widths, bottleneck_ratios and group_widths need one entry per stage")
+        raise ConfigError("widths, bottleneck_ratios and group_widths need one entry per stage")
     new_widths, new_groups = [], []
     for w, b, g in zip(widths, bottleneck_ratios, group_widths):
         w_bot = max(1, int(w * b))
@@ -177,21 +180,20 @@ class AnyNetConfig:
             object.__setattr__(self, field, tuple(getattr(self, field)))
         n = len(self.depths)
         if n == 0:
-            raise ValueError("an AnyNet needs at least one stage")
+            raise ConfigError("an AnyNet needs at least one stage")
         lengths = {len(self.widths), len(self.group_widths), len(self.bottleneck_ratios), len(self.strides)}
         if lengths != {n}:
-            raise ValueError(
+            raise ConfigError(
                 "depths, widths, group_widths, bottleneck_ratios and strides need one entry per stage")
         if min(self.depths) < 1 or min(self.widths) < 1 or min(self.group_widths) < 1:
-            raise ValueError("stage depths, widths and group widths must be positive")
+            raise ConfigError("stage depths, widths and group widths must be positive")
         if min(self.strides) < 1 or self.stem_stride < 1 or self.stem_width < 1:
-            raise ValueError("strides and the stem width must be positive")
-        if not 0.0 <= self.se_ratio < 1.0:
-            raise ValueError(f"se_ratio must be in [0, 1), got {self.se_ratio}")
+            raise ConfigError("strides and the stem width must be positive")
+        check_rate("se_ratio", self.se_ratio)
         for i, (w, b, g) in enumerate(zip(self.widths, self.bottleneck_ratios, self.group_widths)):
             w_bot = bottleneck_width(w, b)
             if w_bot < 1 or w_bot % g:
-                raise ValueError(
+                raise ConfigError(
                     f"stage {i}: bottleneck width {w_bot} (= round({w} * {b})) is not a multiple of group "
                     f"width {g}; adjust the widths with adjust_widths_to_groups"
                 )
@@ -225,6 +227,9 @@ class RegNetParams:
     stride: int = 2
     quantum: int = 8
     width_rounding: str = "pycls"  # group-compatibility rounding: "pycls" (the paper) or "torchvision"
+
+    def __post_init__(self) -> None:
+        check_choice("width_rounding", self.width_rounding, WIDTH_ROUNDINGS)
 
     def to_anynet(self) -> AnyNetConfig:
         """The AnyNet this RegNet generates."""
@@ -277,14 +282,12 @@ class ResBottleneckBlock(nn.Module):
                                                    act_layer=None)
         else:
             self.shortcut = nn.Identity()
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.drop_path = make_drop_path(drop_path_rate)
         self.act = act_layer()
 
     def zero_init_last(self) -> None:
         """Start the residual branch at zero (last norm's scale = 0) so the block begins as the identity."""
-        weight = getattr(getattr(self.conv3, "bn", None), "weight", None)
-        if weight is not None:
-            nn.init.zeros_(weight)
+        zero_norm_weight(getattr(self.conv3, "bn", None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.shortcut(x)
@@ -310,11 +313,14 @@ class AnyStage(nn.Sequential):
 
 
 class AnyNet(ZooModel):
-    """AnyNet: stem (3x3 s2 conv-BN-ReLU) -> stages of X/Y bottleneck blocks -> global pool + linear."""
+    """AnyNet: stem (3x3 s2 conv-BN-ReLU) -> stages of X/Y bottleneck blocks -> global pool + linear.
+
+    A ``RegNetParams`` config builds the AnyNet it generates (``to_anynet``).
+    """
 
     def __init__(
         self,
-        config: AnyNetConfig,
+        config: AnyNetConfig | RegNetParams,
         num_classes: int = 1000,
         in_chans: int = 3,
         norm_layer: LayerFactory = nn.BatchNorm2d,
@@ -323,13 +329,12 @@ class AnyNet(ZooModel):
         drop_path_rate: float = 0.0,
         zero_init_last: bool = False,
     ) -> None:
-        super().__init__()
-        if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop rates must be in [0, 1), got drop_rate={drop_rate}, "
-                             f"drop_path_rate={drop_path_rate}")
+        super().__init__(num_classes, in_chans)
+        check_rate("drop_rate", drop_rate)
+        check_rate("drop_path_rate", drop_path_rate)
+        if isinstance(config, RegNetParams):
+            config = config.to_anynet()
         self.config = config
-        self.num_classes = num_classes
-        self.in_chans = in_chans
         na = {"norm_layer": norm_layer, "act_layer": act_layer}
         self.stem = ConvNormAct(in_chans, config.stem_width, 3, stride=config.stem_stride, **na)
         self.stages = nn.Sequential(*self._make_stages(config, drop_path_rate, na))
@@ -347,15 +352,13 @@ class AnyNet(ZooModel):
 
     @staticmethod
     def _make_stages(config: AnyNetConfig, drop_path_rate: float, na: dict) -> list[AnyStage]:
-        # Stochastic depth grows linearly with block index, from 0 to drop_path_rate at the last block.
-        total = sum(config.depths)
-        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-        stages, prev, start = [], config.stem_width, 0
-        for d, w, g, b, s in zip(config.depths, config.widths, config.group_widths, config.bottleneck_ratios,
-                                 config.strides):
-            stages.append(AnyStage(prev, w, s, d, rates[start:start + d], group_width=g, bottleneck_ratio=b,
-                                   se_ratio=config.se_ratio, **na))
-            prev, start = w, start + d
+        rates = stochastic_depth_rates(config.depths, drop_path_rate)
+        stages, prev = [], config.stem_width
+        for d, w, g, b, s, r in zip(config.depths, config.widths, config.group_widths, config.bottleneck_ratios,
+                                    config.strides, rates):
+            stages.append(AnyStage(prev, w, s, d, r, group_width=g, bottleneck_ratio=b, se_ratio=config.se_ratio,
+                                   **na))
+            prev = w
         return stages
 
 
@@ -366,77 +369,78 @@ class AnyNet(ZooModel):
 _SE = 0.25
 
 
-def _x(w_0: int, w_a: float, w_m: float, depth: int, group_width: int, **kw) -> RegNetParams:
-    return RegNetParams(w_0=w_0, w_a=w_a, w_m=w_m, depth=depth, group_width=group_width, **kw)
-
-
-def _y(w_0: int, w_a: float, w_m: float, depth: int, group_width: int, **kw) -> RegNetParams:
-    return RegNetParams(w_0=w_0, w_a=w_a, w_m=w_m, depth=depth, group_width=group_width, se_ratio=_SE, **kw)
+def _params(block: str, w_0: int, w_a: float, w_m: float, depth: int, group_width: int, **kw) -> RegNetParams:
+    return RegNetParams(w_0=w_0, w_a=w_a, w_m=w_m, depth=depth, group_width=group_width,
+                        se_ratio=_SE if block == "Y" else 0.0, **kw)
 
 
 # The paper's models: pycls's configs/dds_baselines/regnet{x,y}/*.yaml (REGNET.W0, WA, WM, DEPTH, GROUP_W).
-PAPER_VARIANTS: dict[str, RegNetParams] = {
-    "regnetx_200mf": _x(24, 36.44, 2.49, 13, 8),
-    "regnetx_400mf": _x(24, 24.48, 2.54, 22, 16),
-    "regnetx_600mf": _x(48, 36.97, 2.24, 16, 24),
-    "regnetx_800mf": _x(56, 35.73, 2.28, 16, 16),
-    "regnetx_1_6gf": _x(80, 34.01, 2.25, 18, 24),
-    "regnetx_3_2gf": _x(88, 26.31, 2.25, 25, 48),
-    "regnetx_4_0gf": _x(96, 38.65, 2.43, 23, 40),
-    "regnetx_6_4gf": _x(184, 60.83, 2.07, 17, 56),
-    "regnetx_8_0gf": _x(80, 49.56, 2.88, 23, 120),
-    "regnetx_12gf": _x(168, 73.36, 2.37, 19, 112),
-    "regnetx_16gf": _x(216, 55.59, 2.1, 22, 128),
-    "regnetx_32gf": _x(320, 69.86, 2.0, 23, 168),
-    "regnety_200mf": _y(24, 36.44, 2.49, 13, 8),
-    "regnety_400mf": _y(48, 27.89, 2.09, 16, 8),
-    "regnety_600mf": _y(48, 32.54, 2.32, 15, 16),
-    "regnety_800mf": _y(56, 38.84, 2.4, 14, 16),
-    "regnety_1_6gf": _y(48, 20.71, 2.65, 27, 24),
-    "regnety_3_2gf": _y(80, 42.63, 2.66, 21, 24),
-    "regnety_4_0gf": _y(96, 31.41, 2.24, 22, 64),
-    "regnety_6_4gf": _y(112, 33.22, 2.27, 25, 72),
-    "regnety_8_0gf": _y(192, 76.82, 2.19, 17, 56),
-    "regnety_12gf": _y(168, 73.36, 2.37, 19, 112),
-    "regnety_16gf": _y(200, 106.23, 2.48, 18, 112),
-    "regnety_32gf": _y(232, 115.89, 2.53, 20, 232),
+_PAPER_TABLE = (  # block type, size, w_0, w_a, w_m, depth, group width
+    ("X", "200MF", 24, 36.44, 2.49, 13, 8),
+    ("X", "400MF", 24, 24.48, 2.54, 22, 16),
+    ("X", "600MF", 48, 36.97, 2.24, 16, 24),
+    ("X", "800MF", 56, 35.73, 2.28, 16, 16),
+    ("X", "1.6GF", 80, 34.01, 2.25, 18, 24),
+    ("X", "3.2GF", 88, 26.31, 2.25, 25, 48),
+    ("X", "4.0GF", 96, 38.65, 2.43, 23, 40),
+    ("X", "6.4GF", 184, 60.83, 2.07, 17, 56),
+    ("X", "8.0GF", 80, 49.56, 2.88, 23, 120),
+    ("X", "12GF", 168, 73.36, 2.37, 19, 112),
+    ("X", "16GF", 216, 55.59, 2.1, 22, 128),
+    ("X", "32GF", 320, 69.86, 2.0, 23, 168),
+    ("Y", "200MF", 24, 36.44, 2.49, 13, 8),
+    ("Y", "400MF", 48, 27.89, 2.09, 16, 8),
+    ("Y", "600MF", 48, 32.54, 2.32, 15, 16),
+    ("Y", "800MF", 56, 38.84, 2.4, 14, 16),
+    ("Y", "1.6GF", 48, 20.71, 2.65, 27, 24),
+    ("Y", "3.2GF", 80, 42.63, 2.66, 21, 24),
+    ("Y", "4.0GF", 96, 31.41, 2.24, 22, 64),
+    ("Y", "6.4GF", 112, 33.22, 2.27, 25, 72),
+    ("Y", "8.0GF", 192, 76.82, 2.19, 17, 56),
+    ("Y", "12GF", 168, 73.36, 2.37, 19, 112),
+    ("Y", "16GF", 200, 106.23, 2.48, 18, 112),
+    ("Y", "32GF", 232, 115.89, 2.53, 20, 232),
+)
+
+PAPER_VARIANTS: dict[str, Variant] = {
+    f"regnet{block.lower()}_{size.lower().replace('.', '_')}":
+        Variant(_params(block, *params), f"The paper's RegNet{block}-{size} (pycls model zoo).")
+    for block, size, *params in _PAPER_TABLE
 }
 
-_TV = {"width_rounding": "torchvision"}
+
+def _tv(block: str, w_0: int, w_a: float, w_m: float, depth: int, group_width: int, doc: str) -> Variant:
+    params = _params(block, w_0, w_a, w_m, depth, group_width, width_rounding="torchvision")
+    return Variant(params, doc, torchvision=True)
+
+
+_SAME = "(the same network as the paper's)"
 
 # torchvision's models (torchvision/models/regnet.py): same tuples, torchvision's width rounding.
-TORCHVISION_VARIANTS: dict[str, RegNetParams] = {
-    "regnet_x_400mf": _x(24, 24.48, 2.54, 22, 16, **_TV),
-    "regnet_x_800mf": _x(56, 35.73, 2.28, 16, 16, **_TV),
-    "regnet_x_1_6gf": _x(80, 34.01, 2.25, 18, 24, **_TV),
-    "regnet_x_3_2gf": _x(88, 26.31, 2.25, 25, 48, **_TV),
-    "regnet_x_8gf": _x(80, 49.56, 2.88, 23, 120, **_TV),
-    "regnet_x_16gf": _x(216, 55.59, 2.1, 22, 128, **_TV),
-    "regnet_x_32gf": _x(320, 69.86, 2.0, 23, 168, **_TV),
-    "regnet_y_400mf": _y(48, 27.89, 2.09, 16, 8, **_TV),
-    "regnet_y_800mf": _y(56, 38.84, 2.4, 14, 16, **_TV),
-    "regnet_y_1_6gf": _y(48, 20.71, 2.65, 27, 24, **_TV),
-    "regnet_y_3_2gf": _y(80, 42.63, 2.66, 21, 24, **_TV),
-    "regnet_y_8gf": _y(192, 76.82, 2.19, 17, 56, **_TV),
-    "regnet_y_16gf": _y(200, 106.23, 2.48, 18, 112, **_TV),
-    "regnet_y_32gf": _y(232, 115.89, 2.53, 20, 232, **_TV),
-    "regnet_y_128gf": _y(456, 160.83, 2.52, 27, 264, **_TV),
+TORCHVISION_VARIANTS: dict[str, Variant] = {
+    "regnet_x_400mf": _tv("X", 24, 24.48, 2.54, 22, 16, "torchvision's RegNetX-400MF: its width rounding makes "
+                                                        "the last stage 400 wide (pycls: 384)."),
+    "regnet_x_800mf": _tv("X", 56, 35.73, 2.28, 16, 16, f"torchvision's RegNetX-800MF {_SAME}."),
+    "regnet_x_1_6gf": _tv("X", 80, 34.01, 2.25, 18, 24, f"torchvision's RegNetX-1.6GF {_SAME}."),
+    "regnet_x_3_2gf": _tv("X", 88, 26.31, 2.25, 25, 48, f"torchvision's RegNetX-3.2GF {_SAME}."),
+    "regnet_x_8gf": _tv("X", 80, 49.56, 2.88, 23, 120, "torchvision's RegNetX-8GF (the same network as the "
+                                                       "paper's 8.0GF)."),
+    "regnet_x_16gf": _tv("X", 216, 55.59, 2.1, 22, 128, f"torchvision's RegNetX-16GF {_SAME}."),
+    "regnet_x_32gf": _tv("X", 320, 69.86, 2.0, 23, 168, f"torchvision's RegNetX-32GF {_SAME}."),
+    "regnet_y_400mf": _tv("Y", 48, 27.89, 2.09, 16, 8, f"torchvision's RegNetY-400MF {_SAME}."),
+    "regnet_y_800mf": _tv("Y", 56, 38.84, 2.4, 14, 16, "torchvision's RegNetY-800MF: its width rounding gives "
+                                                       "stages 144/784 (pycls: 128/768)."),
+    "regnet_y_1_6gf": _tv("Y", 48, 20.71, 2.65, 27, 24, f"torchvision's RegNetY-1.6GF {_SAME}."),
+    "regnet_y_3_2gf": _tv("Y", 80, 42.63, 2.66, 21, 24, f"torchvision's RegNetY-3.2GF {_SAME}."),
+    "regnet_y_8gf": _tv("Y", 192, 76.82, 2.19, 17, 56, "torchvision's RegNetY-8GF: its width rounding makes the "
+                                                       "first stage 224 wide (pycls: 168)."),
+    "regnet_y_16gf": _tv("Y", 200, 106.23, 2.48, 18, 112, f"torchvision's RegNetY-16GF {_SAME}."),
+    "regnet_y_32gf": _tv("Y", 232, 115.89, 2.53, 20, 232, f"torchvision's RegNetY-32GF {_SAME}."),
+    "regnet_y_128gf": _tv("Y", 456, 160.83, 2.52, 27, 264, "torchvision's RegNetY-128GF (SEER's network; not in "
+                                                           "the paper's tables)."),
 }
 
-_PARAM_FIELDS = {f.name for f in dataclasses.fields(RegNetParams)}
-
-
-def _variant(name: str) -> RegNetParams:
-    return TORCHVISION_VARIANTS[name] if name in TORCHVISION_VARIANTS else PAPER_VARIANTS[name]
-
-
-def _build(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AnyNet:
-    """A named RegNet; RegNetParams fields among ``kwargs`` (e.g. se_ratio) override the variant's."""
-    overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in _PARAM_FIELDS}
-    params = dataclasses.replace(_variant(name), **overrides)
-    if params.width_rounding not in WIDTH_ROUNDINGS:
-        raise ValueError(f"width_rounding must be one of {WIDTH_ROUNDINGS}, got {params.width_rounding!r}")
-    return AnyNet(params.to_anynet(), num_classes=num_classes, in_chans=in_chans, **kwargs)
+register_variants(AnyNet, {**TORCHVISION_VARIANTS, **PAPER_VARIANTS}, paper=PAPER, min_size=1)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -462,248 +466,7 @@ _TV_BLOCK_PARTS = [
 @register_converter("regnet")
 def _convert(name: str, state_dict) -> dict[str, torch.Tensor]:
     # torchvision numbers stages from 1 ("trunk_output.block2.block2-0."), nn.Sequential from 0.
-    num_stages = len(_variant(name).to_anynet().depths)
+    num_stages = len(TORCHVISION_VARIANTS[name].cfg.to_anynet().depths)
     stage_rules = [(rf"^trunk_output\.block{s}\.block{s}-(\d+)\.", rf"stages.{s - 1}.\1.")
                    for s in range(1, num_stages + 1)]
     return remap_keys(remap_keys(state_dict, _TV_BLOCK_PARTS), stage_rules)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Registered builders
-# ----------------------------------------------------------------------------------------------------------
-
-_REG = {"input_size": (3, 224, 224), "min_size": 1, "paper": PAPER}
-
-
-@register_model(torchvision="regnet_x_400mf", **_REG)
-def regnet_x_400mf(**kwargs) -> AnyNet:
-    """torchvision's RegNetX-400MF: its width rounding makes the last stage 400 wide (pycls: 384)."""
-    return _build("regnet_x_400mf", **kwargs)
-
-
-@register_model(torchvision="regnet_x_800mf", **_REG)
-def regnet_x_800mf(**kwargs) -> AnyNet:
-    """torchvision's RegNetX-800MF (the same network as the paper's)."""
-    return _build("regnet_x_800mf", **kwargs)
-
-
-@register_model(torchvision="regnet_x_1_6gf", **_REG)
-def regnet_x_1_6gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetX-1.6GF (the same network as the paper's)."""
-    return _build("regnet_x_1_6gf", **kwargs)
-
-
-@register_model(torchvision="regnet_x_3_2gf", **_REG)
-def regnet_x_3_2gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetX-3.2GF (the same network as the paper's)."""
-    return _build("regnet_x_3_2gf", **kwargs)
-
-
-@register_model(torchvision="regnet_x_8gf", **_REG)
-def regnet_x_8gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetX-8GF (the same network as the paper's 8.0GF)."""
-    return _build("regnet_x_8gf", **kwargs)
-
-
-@register_model(torchvision="regnet_x_16gf", **_REG)
-def regnet_x_16gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetX-16GF (the same network as the paper's)."""
-    return _build("regnet_x_16gf", **kwargs)
-
-
-@register_model(torchvision="regnet_x_32gf", **_REG)
-def regnet_x_32gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetX-32GF (the same network as the paper's)."""
-    return _build("regnet_x_32gf", **kwargs)
-
-
-@register_model(torchvision="regnet_y_400mf", **_REG)
-def regnet_y_400mf(**kwargs) -> AnyNet:
-    """torchvision's RegNetY-400MF (the same network as the paper's)."""
-    return _build("regnet_y_400mf", **kwargs)
-
-
-@register_model(torchvision="regnet_y_800mf", **_REG)
-def regnet_y_800mf(**kwargs) -> AnyNet:
-    """torchvision's RegNetY-800MF: its width rounding gives stages 144/784 (pycls: 128/768)."""
-    return _build("regnet_y_800mf", **kwargs)
-
-
-@register_model(torchvision="regnet_y_1_6gf", **_REG)
-def regnet_y_1_6gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetY-1.6GF (the same network as the paper's)."""
-    return _build("regnet_y_1_6gf", **kwargs)
-
-
-@register_model(torchvision="regnet_y_3_2gf", **_REG)
-def regnet_y_3_2gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetY-3.2GF (the same network as the paper's)."""
-    return _build("regnet_y_3_2gf", **kwargs)
-
-
-@register_model(torchvision="regnet_y_8gf", **_REG)
-def regnet_y_8gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetY-8GF: its width rounding makes the first stage 224 wide (pycls: 168)."""
-    return _build("regnet_y_8gf", **kwargs)
-
-
-@register_model(torchvision="regnet_y_16gf", **_REG)
-def regnet_y_16gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetY-16GF (the same network as the paper's)."""
-    return _build("regnet_y_16gf", **kwargs)
-
-
-@register_model(torchvision="regnet_y_32gf", **_REG)
-def regnet_y_32gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetY-32GF (the same network as the paper's)."""
-    return _build("regnet_y_32gf", **kwargs)
-
-
-@register_model(torchvision="regnet_y_128gf", **_REG)
-def regnet_y_128gf(**kwargs) -> AnyNet:
-    """torchvision's RegNetY-128GF (SEER's network; not in the paper's tables)."""
-    return _build("regnet_y_128gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_200mf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-200MF (pycls model zoo)."""
-    return _build("regnetx_200mf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_400mf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-400MF (pycls model zoo)."""
-    return _build("regnetx_400mf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_600mf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-600MF (pycls model zoo)."""
-    return _build("regnetx_600mf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_800mf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-800MF (pycls model zoo)."""
-    return _build("regnetx_800mf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_1_6gf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-1.6GF (pycls model zoo)."""
-    return _build("regnetx_1_6gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_3_2gf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-3.2GF (pycls model zoo)."""
-    return _build("regnetx_3_2gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_4_0gf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-4.0GF (pycls model zoo)."""
-    return _build("regnetx_4_0gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_6_4gf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-6.4GF (pycls model zoo)."""
-    return _build("regnetx_6_4gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_8_0gf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-8.0GF (pycls model zoo)."""
-    return _build("regnetx_8_0gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_12gf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-12GF (pycls model zoo)."""
-    return _build("regnetx_12gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_16gf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-16GF (pycls model zoo)."""
-    return _build("regnetx_16gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnetx_32gf(**kwargs) -> AnyNet:
-    """The paper's RegNetX-32GF (pycls model zoo)."""
-    return _build("regnetx_32gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_200mf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-200MF (pycls model zoo)."""
-    return _build("regnety_200mf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_400mf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-400MF (pycls model zoo)."""
-    return _build("regnety_400mf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_600mf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-600MF (pycls model zoo)."""
-    return _build("regnety_600mf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_800mf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-800MF (pycls model zoo)."""
-    return _build("regnety_800mf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_1_6gf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-1.6GF (pycls model zoo)."""
-    return _build("regnety_1_6gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_3_2gf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-3.2GF (pycls model zoo)."""
-    return _build("regnety_3_2gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_4_0gf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-4.0GF (pycls model zoo)."""
-    return _build("regnety_4_0gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_6_4gf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-6.4GF (pycls model zoo)."""
-    return _build("regnety_6_4gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_8_0gf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-8.0GF (pycls model zoo)."""
-    return _build("regnety_8_0gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_12gf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-12GF (pycls model zoo)."""
-    return _build("regnety_12gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_16gf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-16GF (pycls model zoo)."""
-    return _build("regnety_16gf", **kwargs)
-
-
-@register_model(**_REG)
-def regnety_32gf(**kwargs) -> AnyNet:
-    """The paper's RegNetY-32GF (pycls model zoo)."""
-    return _build("regnety_32gf", **kwargs)

@@ -27,18 +27,30 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.errors import CheckpointError, ConfigError
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_converter, register_model, remap_keys
-from cnnlab.models.layers import ClassifierHead, ConvNormAct, DropPath, LayerFactory, init_kaiming, make_act
+from cnnlab.models._registry import Variant, register_converter, register_variants, remap_keys
+from cnnlab.models.layers import (
+    ClassifierHead,
+    ConvNormAct,
+    LayerFactory,
+    check_choice,
+    check_rate,
+    init_kaiming,
+    make_act,
+    make_drop_path,
+    stochastic_depth_rates,
+    zero_norm_weight,
+)
 
 __all__ = [
-    "RESNET_CFGS",
+    "VARIANTS",
     "BasicBlock",
     "Bottleneck",
     "NormAct",
@@ -48,10 +60,14 @@ __all__ = [
     "ResNet",
     "ResNetConfig",
     "bottleneck_width",
-    "create_resnet",
     "projection_shortcut",
-    "stochastic_depth_rates",
 ]
+
+PAPER = "He et al. 2016, Deep Residual Learning for Image Recognition"
+_TRICKS_PAPER = "He et al. 2019, Bag of Tricks for Image Classification with Convolutional Neural Networks"
+_PREACT_PAPER = "He et al. 2016, Identity Mappings in Deep Residual Networks"
+_RESNEXT_PAPER = "Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks"
+_WRN_PAPER = "Zagoruyko & Komodakis 2016, Wide Residual Networks"
 
 BLOCK_TYPES = ("basic", "bottleneck")
 STEM_TYPES = ("", "deep", "cifar")
@@ -65,17 +81,6 @@ EXPANSION = {"basic": 1, "bottleneck": 4}  # block output channels = expansion x
 def bottleneck_width(planes: int, width_per_group: int = 64, groups: int = 1, width_factor: int = 1) -> int:
     """Channels of a bottleneck's 3x3 conv: int(planes * k * width_per_group / 64) * groups."""
     return int(planes * width_factor * width_per_group / 64) * groups
-
-
-def stochastic_depth_rates(depths: tuple[int, ...] | list[int], drop_path_rate: float) -> list[list[float]]:
-    """Per-stage lists of drop rates, rising linearly: block l of L drops with drop_path_rate * l / L."""
-    total = sum(depths)
-    rates = [drop_path_rate * (i + 1) / total for i in range(total)]
-    out, start = [], 0
-    for depth in depths:
-        out.append(rates[start:start + depth])
-        start += depth
-    return out
 
 
 def _conv(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -99,15 +104,6 @@ class NormAct(nn.Sequential):
         self.act = make_act(act_layer)
 
 
-def _drop_path(rate: float) -> nn.Module:
-    return DropPath(rate) if rate > 0 else nn.Identity()
-
-
-def _zero_norm_weight(norm: nn.Module) -> None:
-    if getattr(norm, "weight", None) is not None:
-        nn.init.zeros_(norm.weight)
-
-
 # ------------------------------------------------------------------------------------------------ shortcuts
 
 
@@ -117,7 +113,7 @@ class PadShortcut(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1) -> None:
         super().__init__()
         if out_chs < in_chs:
-            raise ValueError(f"a zero-padding shortcut cannot reduce channels ({in_chs} -> {out_chs}); "
+            raise ConfigError(f"a zero-padding shortcut cannot reduce channels ({in_chs} -> {out_chs}); "
                              "use shortcut='B' (projection)")
         self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
 
@@ -147,8 +143,51 @@ def projection_shortcut(in_chs: int, out_chs: int, stride: int, avg_down: bool =
 # --------------------------------------------------------------------------------------------------- blocks
 
 
-class BasicBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """What every ResNet block ends with: its shortcut, drop-path and (post-activation only) final activation."""
+
+    downsample: nn.Module | None
+    last: str  # the unit that closes the residual branch
+
+    def _close(self, downsample: nn.Module | None, drop_path_rate: float,
+               act_layer: LayerFactory | None = None) -> None:
+        # Registered after the branch's layers, so the state_dict lists them in network order.
+        self.downsample = downsample
+        self.drop_path = make_drop_path(drop_path_rate)
+        if act_layer is not None:
+            self.act = make_act(act_layer)
+
+
+class _PostActBlock(_ResidualBlock):
+    """Frame of BasicBlock and Bottleneck: act(drop_path(residual(x)) + shortcut(x))."""
+
+    def zero_init_last(self) -> None:
+        """Zero the last norm's scale so the block starts as the identity (Goyal et al. 2017)."""
+        zero_norm_weight(getattr(getattr(self, self.last), "bn", None))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.act(self.drop_path(self.residual(x)) + shortcut)
+
+
+class _PreActBlock(_ResidualBlock):
+    """Frame of the pre-activation blocks: drop_path(residual(norm1(x))) + shortcut, no activation after."""
+
+    def zero_init_last(self) -> None:
+        """Zero the last conv so the block starts as the identity (no norm follows it here)."""
+        nn.init.zeros_(getattr(self, self.last).weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.norm1(x)
+        # A shape-changing shortcut reads the activated input, as in the paper's code; identity reads x.
+        shortcut = x if self.downsample is None else self.downsample(pre)
+        return self.drop_path(self.residual(pre)) + shortcut
+
+
+class BasicBlock(_PostActBlock):
     """BasicBlock: 3x3 (stride), 3x3, + shortcut, ReLU."""
+
+    last = "conv2"
 
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1, downsample: nn.Module | None = None,
                  norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU,
@@ -157,22 +196,16 @@ class BasicBlock(nn.Module):
         self.conv1 = _conv_norm(in_chs, out_chs, 3, stride, norm_layer=norm_layer, act_layer=act_layer)
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()  # WRN's dropout between convs
         self.conv2 = _conv_norm(out_chs, out_chs, 3, norm_layer=norm_layer, act_layer=None)
-        self.downsample = downsample
-        self.drop_path = _drop_path(drop_path_rate)
-        self.act = make_act(act_layer)
+        self._close(downsample, drop_path_rate, act_layer)
 
-    def zero_init_last(self) -> None:
-        """Zero the last norm's scale so the block starts as the identity (Goyal et al. 2017)."""
-        _zero_norm_weight(self.conv2.bn)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.conv2(self.drop(self.conv1(x)))
-        return self.act(self.drop_path(out) + shortcut)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.drop(self.conv1(x)))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_PostActBlock):
     """Bottleneck: 1x1, 3x3 (stride, groups), 1x1, + shortcut, ReLU; stride on the first 1x1 in ResNet-A."""
+
+    last = "conv3"
 
     def __init__(self, in_chs: int, mid_chs: int, out_chs: int, stride: int = 1,
                  downsample: nn.Module | None = None, groups: int = 1, stride_in_1x1: bool = False,
@@ -183,22 +216,16 @@ class Bottleneck(nn.Module):
         self.conv1 = _conv_norm(in_chs, mid_chs, 1, s1, norm_layer=norm_layer, act_layer=act_layer)
         self.conv2 = _conv_norm(mid_chs, mid_chs, 3, s3, groups, norm_layer=norm_layer, act_layer=act_layer)
         self.conv3 = _conv_norm(mid_chs, out_chs, 1, norm_layer=norm_layer, act_layer=None)
-        self.downsample = downsample
-        self.drop_path = _drop_path(drop_path_rate)
-        self.act = make_act(act_layer)
+        self._close(downsample, drop_path_rate, act_layer)
 
-    def zero_init_last(self) -> None:
-        """Zero the last norm's scale so the block starts as the identity."""
-        _zero_norm_weight(self.conv3.bn)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.conv3(self.conv2(self.conv1(x)))
-        return self.act(self.drop_path(out) + shortcut)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.conv2(self.conv1(x)))
 
 
-class PreActBasicBlock(nn.Module):
+class PreActBasicBlock(_PreActBlock):
     """PreActBasicBlock: BN-ReLU, 3x3 (stride), BN-ReLU, [dropout], 3x3, + shortcut (no activation after)."""
+
+    last = "conv2"
 
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1, downsample: nn.Module | None = None,
                  norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU,
@@ -209,23 +236,16 @@ class PreActBasicBlock(nn.Module):
         self.norm2 = NormAct(out_chs, norm_layer, act_layer)
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()  # WRN's dropout between convs
         self.conv2 = _conv(out_chs, out_chs, 3)
-        self.downsample = downsample
-        self.drop_path = _drop_path(drop_path_rate)
+        self._close(downsample, drop_path_rate)
 
-    def zero_init_last(self) -> None:
-        """Zero the last conv so the block starts as the identity (no norm follows it here)."""
-        nn.init.zeros_(self.conv2.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.norm1(x)
-        # A shape-changing shortcut reads the activated input, as in the paper's code; identity reads x.
-        shortcut = x if self.downsample is None else self.downsample(pre)
-        out = self.conv2(self.drop(self.norm2(self.conv1(pre))))
-        return self.drop_path(out) + shortcut
+    def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.drop(self.norm2(self.conv1(pre))))
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(_PreActBlock):
     """PreActBottleneck: BN-ReLU, 1x1, BN-ReLU, 3x3 (stride, groups), BN-ReLU, 1x1, + shortcut."""
+
+    last = "conv3"
 
     def __init__(self, in_chs: int, mid_chs: int, out_chs: int, stride: int = 1,
                  downsample: nn.Module | None = None, groups: int = 1, stride_in_1x1: bool = False,
@@ -239,18 +259,10 @@ class PreActBottleneck(nn.Module):
         self.conv2 = _conv(mid_chs, mid_chs, 3, s3, groups)
         self.norm3 = NormAct(mid_chs, norm_layer, act_layer)
         self.conv3 = _conv(mid_chs, out_chs, 1)
-        self.downsample = downsample
-        self.drop_path = _drop_path(drop_path_rate)
+        self._close(downsample, drop_path_rate)
 
-    def zero_init_last(self) -> None:
-        """Zero the last conv so the block starts as the identity."""
-        nn.init.zeros_(self.conv3.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.norm1(x)
-        shortcut = x if self.downsample is None else self.downsample(pre)
-        out = self.conv3(self.norm3(self.conv2(self.norm2(self.conv1(pre)))))
-        return self.drop_path(out) + shortcut
+    def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.norm3(self.conv2(self.norm2(self.conv1(pre)))))
 
 
 # ---------------------------------------------------------------------------------------------------- model
@@ -274,36 +286,26 @@ class ResNetConfig:
     shortcut: str = "B"  # where the shape changes: "B" 1x1 projection, "A" zero-padded identity
 
     def __post_init__(self) -> None:
-        _check_choice("block", self.block, BLOCK_TYPES)
-        _check_choice("stem_type", self.stem_type, STEM_TYPES)
-        _check_choice("shortcut", self.shortcut, SHORTCUT_TYPES)
+        check_choice("block", self.block, BLOCK_TYPES)
+        check_choice("stem_type", self.stem_type, STEM_TYPES)
+        check_choice("shortcut", self.shortcut, SHORTCUT_TYPES)
         if not self.depths or len(self.depths) != len(self.widths):
-            raise ValueError(f"depths {self.depths} and widths {self.widths} need one entry per stage each")
+            raise ConfigError(f"depths {self.depths} and widths {self.widths} need one entry per stage each")
         if min(self.depths) < 1 or min(self.widths) < 1 or self.stem_width < 2:
-            raise ValueError("every stage needs at least one block and every width must be positive")
+            raise ConfigError("every stage needs at least one block and every width must be positive")
         if self.groups < 1 or self.width_per_group < 1 or self.width_factor < 1:
-            raise ValueError("groups, width_per_group and width_factor must be positive integers")
+            raise ConfigError("groups, width_per_group and width_factor must be positive integers")
         if self.block == "basic" and (self.groups != 1 or self.width_per_group != 64):
-            raise ValueError("basic blocks have no grouped conv: use groups=1 and width_per_group=64, "
-                             "or block='bottleneck' for ResNeXt")
+            raise ConfigError("basic blocks have no grouped conv: use groups=1 and width_per_group=64, "
+                              "or block='bottleneck' for ResNeXt")
         if self.block == "basic" and self.stride_in_1x1:
-            raise ValueError("stride_in_1x1 (ResNet-A) applies to bottleneck blocks only")
+            raise ConfigError("stride_in_1x1 (ResNet-A) applies to bottleneck blocks only")
         if self.avg_down and self.shortcut == "A":
-            raise ValueError("avg_down (ResNet-D) changes projection shortcuts; it needs shortcut='B'")
+            raise ConfigError("avg_down (ResNet-D) changes projection shortcuts; it needs shortcut='B'")
 
     @property
     def expansion(self) -> int:
         return EXPANSION[self.block]
-
-
-def _check_choice(name: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
-
-
-def _check_rate(name: str, value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
 def _make_stem(cfg: ResNetConfig, in_chans: int, norm_layer: LayerFactory,
@@ -369,17 +371,13 @@ class ResNet(ZooModel):
         norm_layer: LayerFactory = nn.BatchNorm2d,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
-        super().__init__()
-        if num_classes < 0 or in_chans < 1:
-            raise ValueError(f"num_classes must be >= 0 and in_chans >= 1, got {num_classes} and {in_chans}")
+        super().__init__(num_classes, in_chans)
         for name, rate in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate),
                            ("block_drop_rate", block_drop_rate)):
-            _check_rate(name, rate)
+            check_rate(name, rate)
         if block_drop_rate > 0 and cfg.block != "basic":
-            raise ValueError("block_drop_rate (dropout between the two convs, as in WRNs) needs basic blocks")
+            raise ConfigError("block_drop_rate (dropout between the two convs, as in WRNs) needs basic blocks")
         self.cfg = cfg
-        self.num_classes = num_classes
-        self.in_chans = in_chans
         self.stem, reduction = _make_stem(cfg, in_chans, norm_layer, act_layer)
 
         in_chs = cfg.stem_width
@@ -417,179 +415,47 @@ class ResNet(ZooModel):
 
 # ----------------------------------------------------------------------------------------------- variants
 
-_RESNET_PAPER = "He et al. 2016, Deep Residual Learning for Image Recognition"
-_TRICKS_PAPER = "He et al. 2019, Bag of Tricks for Image Classification with Convolutional Neural Networks"
-_PREACT_PAPER = "He et al. 2016, Identity Mappings in Deep Residual Networks"
-_RESNEXT_PAPER = "Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks"
-_WRN_PAPER = "Zagoruyko & Komodakis 2016, Wide Residual Networks"
-
 _DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+_PREACT_DOCS = {18: "Pre-activation ResNet-18: BN-ReLU before each conv, final BN-ReLU before pooling.",
+                34: "Pre-activation ResNet-34.", 50: "Pre-activation ResNet-50 (bottlenecks).",
+                101: "Pre-activation ResNet-101.", 152: "Pre-activation ResNet-152."}
 
 
 def _plain(depth: int, **kw) -> ResNetConfig:
     return ResNetConfig("basic" if depth < 50 else "bottleneck", _DEPTHS[depth], **kw)
 
 
-RESNET_CFGS: dict[str, ResNetConfig] = {
-    **{f"resnet{d}": _plain(d) for d in _DEPTHS},
-    "resnext50_32x4d": _plain(50, groups=32, width_per_group=4),
-    "resnext101_32x8d": _plain(101, groups=32, width_per_group=8),
-    "resnext101_64x4d": _plain(101, groups=64, width_per_group=4),
-    "wide_resnet50_2": _plain(50, width_factor=2),
-    "wide_resnet101_2": _plain(101, width_factor=2),
-    "resnet50c": _plain(50, stem_type="deep"),
-    **{f"resnet{d}d": _plain(d, stem_type="deep", avg_down=True) for d in _DEPTHS},
-    **{f"preact_resnet{d}": _plain(d, preact=True) for d in _DEPTHS},
+_RESNEXT = {"paper": _RESNEXT_PAPER}
+_WRN = {"paper": _WRN_PAPER}
+_TRICKS = {"paper": _TRICKS_PAPER}
+_PREACT = {"paper": _PREACT_PAPER}
+
+VARIANTS: dict[str, Variant] = {
+    "resnet18": Variant(_plain(18), "ResNet-18: basic blocks (2, 2, 2, 2).", torchvision=True),
+    "resnet34": Variant(_plain(34), "ResNet-34: basic blocks (3, 4, 6, 3).", torchvision=True),
+    "resnet50": Variant(_plain(50), "ResNet-50: bottlenecks (3, 4, 6, 3), stride on the 3x3 (ResNet-B, as "
+                                    "torchvision).", torchvision=True),
+    "resnet101": Variant(_plain(101), "ResNet-101: bottlenecks (3, 4, 23, 3).", torchvision=True),
+    "resnet152": Variant(_plain(152), "ResNet-152: bottlenecks (3, 8, 36, 3).", torchvision=True),
+    "resnext50_32x4d": Variant(_plain(50, groups=32, width_per_group=4), "ResNeXt-50 32x4d: ResNet-50 with 32 "
+                               "groups of width 4 in the first stage's 3x3 convs.", entry=_RESNEXT, torchvision=True),
+    "resnext101_32x8d": Variant(_plain(101, groups=32, width_per_group=8), "ResNeXt-101 32x8d.",
+                                entry=_RESNEXT, torchvision=True),
+    "resnext101_64x4d": Variant(_plain(101, groups=64, width_per_group=4), "ResNeXt-101 64x4d.",
+                                entry=_RESNEXT, torchvision=True),
+    "wide_resnet50_2": Variant(_plain(50, width_factor=2), "WRN-50-2-bottleneck: ResNet-50 with twice as wide "
+                               "3x3 convs (k = 2).", entry=_WRN, torchvision=True),
+    "wide_resnet101_2": Variant(_plain(101, width_factor=2), "WRN-101-2-bottleneck: ResNet-101 with twice as "
+                                "wide 3x3 convs (k = 2).", entry=_WRN, torchvision=True),
+    "resnet50c": Variant(_plain(50, stem_type="deep"), "ResNet-50-C: deep stem of three 3x3 convs (32, 32, 64).",
+                         entry=_TRICKS),
+    **{f"resnet{d}d": Variant(_plain(d, stem_type="deep", avg_down=True), f"ResNet-{d}-D: deep stem and "
+                              "average-pool projection shortcuts.", entry=_TRICKS) for d in _DEPTHS},
+    **{f"preact_resnet{d}": Variant(_plain(d, preact=True), doc, entry=_PREACT)
+       for d, doc in _PREACT_DOCS.items()},
 }
 
-_MODEL_KWARGS = {"num_classes", "in_chans", "drop_rate", "drop_path_rate", "block_drop_rate",
-                 "zero_init_residual", "norm_layer", "act_layer"}
-_CFG_FIELDS = {f.name for f in fields(ResNetConfig)}
-
-
-def create_resnet(cfg: ResNetConfig, **kwargs) -> ResNet:
-    """Build a ResNet from ``cfg``; config fields among ``kwargs`` override it (``dataclasses.replace``)."""
-    unknown = set(kwargs) - _MODEL_KWARGS - _CFG_FIELDS
-    if unknown:
-        valid = ", ".join(sorted(_MODEL_KWARGS | _CFG_FIELDS))
-        raise ValueError(f"unknown ResNet option(s) {', '.join(sorted(unknown))}; valid options: {valid}")
-    # Lists (from JSON or the CLI) become tuples so the frozen config stays hashable.
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items() if k in _CFG_FIELDS}
-    model_kwargs = {k: v for k, v in kwargs.items() if k not in _CFG_FIELDS}
-    return ResNet(replace(cfg, **overrides), **model_kwargs)
-
-
-def _build(name: str, num_classes: int, in_chans: int, kwargs: dict) -> ResNet:
-    return create_resnet(RESNET_CFGS[name], num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-# -------------------------------------------------------------------------------------- registered builders
-
-
-@register_model(paper=_RESNET_PAPER, torchvision="resnet18", min_size=1)
-def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-18: basic blocks (2, 2, 2, 2)."""
-    return _build("resnet18", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, torchvision="resnet34", min_size=1)
-def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-34: basic blocks (3, 4, 6, 3)."""
-    return _build("resnet34", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, torchvision="resnet50", min_size=1)
-def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-50: bottlenecks (3, 4, 6, 3), stride on the 3x3 (ResNet-B, as torchvision)."""
-    return _build("resnet50", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, torchvision="resnet101", min_size=1)
-def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-101: bottlenecks (3, 4, 23, 3)."""
-    return _build("resnet101", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, torchvision="resnet152", min_size=1)
-def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-152: bottlenecks (3, 8, 36, 3)."""
-    return _build("resnet152", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNEXT_PAPER, torchvision="resnext50_32x4d", min_size=1)
-def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNeXt-50 32x4d: ResNet-50 with 32 groups of width 4 in the first stage's 3x3 convs."""
-    return _build("resnext50_32x4d", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNEXT_PAPER, torchvision="resnext101_32x8d", min_size=1)
-def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNeXt-101 32x8d."""
-    return _build("resnext101_32x8d", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNEXT_PAPER, torchvision="resnext101_64x4d", min_size=1)
-def resnext101_64x4d(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNeXt-101 64x4d."""
-    return _build("resnext101_64x4d", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_WRN_PAPER, torchvision="wide_resnet50_2", min_size=1)
-def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """WRN-50-2-bottleneck: ResNet-50 with twice as wide 3x3 convs (k = 2)."""
-    return _build("wide_resnet50_2", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_WRN_PAPER, torchvision="wide_resnet101_2", min_size=1)
-def wide_resnet101_2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """WRN-101-2-bottleneck: ResNet-101 with twice as wide 3x3 convs (k = 2)."""
-    return _build("wide_resnet101_2", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_TRICKS_PAPER, min_size=1)
-def resnet50c(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-50-C: deep stem of three 3x3 convs (32, 32, 64)."""
-    return _build("resnet50c", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_TRICKS_PAPER, min_size=1)
-def resnet18d(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-18-D: deep stem and average-pool projection shortcuts."""
-    return _build("resnet18d", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_TRICKS_PAPER, min_size=1)
-def resnet34d(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-34-D: deep stem and average-pool projection shortcuts."""
-    return _build("resnet34d", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_TRICKS_PAPER, min_size=1)
-def resnet50d(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-50-D: deep stem and average-pool projection shortcuts."""
-    return _build("resnet50d", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_TRICKS_PAPER, min_size=1)
-def resnet101d(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-101-D: deep stem and average-pool projection shortcuts."""
-    return _build("resnet101d", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_TRICKS_PAPER, min_size=1)
-def resnet152d(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-152-D: deep stem and average-pool projection shortcuts."""
-    return _build("resnet152d", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_PREACT_PAPER, min_size=1)
-def preact_resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """Pre-activation ResNet-18: BN-ReLU before each conv, final BN-ReLU before pooling."""
-    return _build("preact_resnet18", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_PREACT_PAPER, min_size=1)
-def preact_resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """Pre-activation ResNet-34."""
-    return _build("preact_resnet34", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_PREACT_PAPER, min_size=1)
-def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """Pre-activation ResNet-50 (bottlenecks)."""
-    return _build("preact_resnet50", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_PREACT_PAPER, min_size=1)
-def preact_resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """Pre-activation ResNet-101."""
-    return _build("preact_resnet101", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_PREACT_PAPER, min_size=1)
-def preact_resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """Pre-activation ResNet-152."""
-    return _build("preact_resnet152", num_classes, in_chans, kwargs)
+register_variants(ResNet, VARIANTS, paper=PAPER, min_size=1)
 
 
 # ------------------------------------------------------------------------------------ torchvision conversion
@@ -616,5 +482,5 @@ def _convert_torchvision(name: str, state_dict) -> dict[str, torch.Tensor]:
     """torchvision ResNet/ResNeXt/Wide ResNet keys -> ours (one map for the whole family)."""
     stray = [k for k in state_dict if not re.match(r"^(conv1|bn1|fc|layer[1-4])\.", k)]
     if stray:
-        raise ValueError(f"{name}: not a torchvision ResNet state_dict (unexpected key {stray[0]!r})")
+        raise CheckpointError(f"{name}: not a torchvision ResNet state_dict (unexpected key {stray[0]!r})")
     return remap_keys(state_dict, _torchvision_rules())

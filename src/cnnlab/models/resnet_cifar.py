@@ -19,15 +19,15 @@ Any option of ``ResNet`` / ``ResNetConfig`` can be passed to the builders (``sho
 
 from __future__ import annotations
 
-from cnnlab.models._registry import register_model
-from cnnlab.models.resnet import ResNet, ResNetConfig, create_resnet
+from cnnlab.errors import ConfigError
+from cnnlab.models._registry import Variant, register_variants
+from cnnlab.models.resnet import ResNet, ResNetConfig
 
-__all__ = ["CIFAR_CFGS", "cifar_resnet_config", "wide_resnet_config"]
+__all__ = ["VARIANTS", "cifar_resnet_config", "wide_resnet_config"]
 
-_RESNET_PAPER = "He et al. 2016, Deep Residual Learning for Image Recognition"
+PAPER = "He et al. 2016, Deep Residual Learning for Image Recognition"
 _PREACT_PAPER = "He et al. 2016, Identity Mappings in Deep Residual Networks"
 _WRN_PAPER = "Zagoruyko & Komodakis 2016, Wide Residual Networks"
-_CIFAR = {"input_size": (3, 32, 32), "num_classes": 10, "min_size": 1}
 
 
 # ----------------------------------------------------------------------------------------------- variants
@@ -36,7 +36,7 @@ _CIFAR = {"input_size": (3, 32, 32), "num_classes": 10, "min_size": 1}
 def cifar_resnet_config(depth: int, shortcut: str = "A") -> ResNetConfig:
     """The ResNet paper's CIFAR network of ``depth`` = 6n + 2 layers (n basic blocks per stage)."""
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"a CIFAR ResNet has 6n + 2 layers (20, 32, 44, 56, 110, ...), got depth {depth}")
+        raise ConfigError(f"a CIFAR ResNet has 6n + 2 layers (20, 32, 44, 56, 110, ...), got depth {depth}")
     n = (depth - 2) // 6
     return ResNetConfig("basic", (n, n, n), (16, 32, 64), stem_type="cifar", stem_width=16, shortcut=shortcut)
 
@@ -44,105 +44,39 @@ def cifar_resnet_config(depth: int, shortcut: str = "A") -> ResNetConfig:
 def wide_resnet_config(depth: int, widen_factor: int) -> ResNetConfig:
     """WRN-``depth``-``widen_factor``: depth = 6n + 4 layers, stage widths 16k, 32k, 64k."""
     if depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"a Wide ResNet has 6n + 4 layers (10, 16, 22, 28, 40, ...), got depth {depth}")
+        raise ConfigError(f"a Wide ResNet has 6n + 4 layers (10, 16, 22, 28, 40, ...), got depth {depth}")
     if widen_factor < 1:
-        raise ValueError(f"the widening factor k must be a positive integer, got {widen_factor}")
+        raise ConfigError(f"the widening factor k must be a positive integer, got {widen_factor}")
     n = (depth - 4) // 6
     return ResNetConfig("basic", (n, n, n), (16, 32, 64), stem_type="cifar", stem_width=16,
                         width_factor=widen_factor, preact=True)
 
 
-_RESNET18_CIFAR = ResNetConfig("basic", (2, 2, 2, 2), stem_type="cifar")
-_WRN_VARIANTS = ((16, 4), (16, 8), (28, 2), (28, 10), (40, 2), (40, 4))
+def _wrn(depth: int, k: int, doc: str) -> Variant:
+    return Variant(wide_resnet_config(depth, k), doc, entry={"paper": _WRN_PAPER})
 
-CIFAR_CFGS: dict[str, ResNetConfig] = {
-    **{f"resnet{d}": cifar_resnet_config(d) for d in (20, 32, 44, 56, 110)},
-    "resnet18_cifar": _RESNET18_CIFAR,
-    "preact_resnet18_cifar": ResNetConfig("basic", (2, 2, 2, 2), stem_type="cifar", preact=True),
-    **{f"wrn{d}_{k}": wide_resnet_config(d, k) for d, k in _WRN_VARIANTS},
+
+VARIANTS: dict[str, Variant] = {
+    "resnet20": Variant(cifar_resnet_config(20), "CIFAR ResNet-20: 3 x 3 basic blocks at 16/32/64 channels, "
+                                                 "option-A shortcuts (0.27M parameters)."),
+    "resnet32": Variant(cifar_resnet_config(32), "CIFAR ResNet-32: 3 x 5 basic blocks (0.46M parameters)."),
+    "resnet44": Variant(cifar_resnet_config(44), "CIFAR ResNet-44: 3 x 7 basic blocks (0.66M parameters)."),
+    "resnet56": Variant(cifar_resnet_config(56), "CIFAR ResNet-56: 3 x 9 basic blocks (853,018 parameters; "
+                                                 "855,770 with shortcut='B')."),
+    "resnet110": Variant(cifar_resnet_config(110), "CIFAR ResNet-110: 3 x 18 basic blocks (1.7M parameters)."),
+    "resnet18_cifar": Variant(ResNetConfig("basic", (2, 2, 2, 2), stem_type="cifar"), "ResNet-18 for 32x32 "
+                              "images: 3x3 stride-1 stem without max-pool, projection shortcuts."),
+    "preact_resnet18_cifar": Variant(ResNetConfig("basic", (2, 2, 2, 2), stem_type="cifar", preact=True),
+                                     "Pre-activation ResNet-18 for 32x32 images: 3x3 stem, no max-pool, final "
+                                     "BN-ReLU.", entry={"paper": _PREACT_PAPER}),
+    "wrn16_4": _wrn(16, 4, "WRN-16-4: 3 x 2 pre-activation blocks at 64/128/256 channels."),
+    "wrn16_8": _wrn(16, 8, "WRN-16-8: 3 x 2 pre-activation blocks at 128/256/512 channels."),
+    "wrn28_2": _wrn(28, 2, "WRN-28-2: 3 x 4 pre-activation blocks at 32/64/128 channels (the semi-supervised "
+                           "learning baseline)."),
+    "wrn28_10": _wrn(28, 10, "WRN-28-10: 3 x 4 pre-activation blocks at 160/320/640 channels."),
+    "wrn40_2": _wrn(40, 2, "WRN-40-2: 3 x 6 pre-activation blocks at 32/64/128 channels."),
+    "wrn40_4": _wrn(40, 4, "WRN-40-4: 3 x 6 pre-activation blocks at 64/128/256 channels."),
 }
 
-
-def _build(name: str, num_classes: int, in_chans: int, kwargs: dict) -> ResNet:
-    return create_resnet(CIFAR_CFGS[name], num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-# -------------------------------------------------------------------------------------- registered builders
-
-
-@register_model(paper=_RESNET_PAPER, **_CIFAR)
-def resnet20(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """CIFAR ResNet-20: 3 x 3 basic blocks at 16/32/64 channels, option-A shortcuts (0.27M parameters)."""
-    return _build("resnet20", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, **_CIFAR)
-def resnet32(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """CIFAR ResNet-32: 3 x 5 basic blocks (0.46M parameters)."""
-    return _build("resnet32", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, **_CIFAR)
-def resnet44(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """CIFAR ResNet-44: 3 x 7 basic blocks (0.66M parameters)."""
-    return _build("resnet44", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, **_CIFAR)
-def resnet56(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """CIFAR ResNet-56: 3 x 9 basic blocks (853,018 parameters; 855,770 with shortcut='B')."""
-    return _build("resnet56", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, **_CIFAR)
-def resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """CIFAR ResNet-110: 3 x 18 basic blocks (1.7M parameters)."""
-    return _build("resnet110", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_RESNET_PAPER, **_CIFAR)
-def resnet18_cifar(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-18 for 32x32 images: 3x3 stride-1 stem without max-pool, projection shortcuts."""
-    return _build("resnet18_cifar", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_PREACT_PAPER, **_CIFAR)
-def preact_resnet18_cifar(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """Pre-activation ResNet-18 for 32x32 images: 3x3 stem, no max-pool, final BN-ReLU."""
-    return _build("preact_resnet18_cifar", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_WRN_PAPER, **_CIFAR)
-def wrn16_4(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """WRN-16-4: 3 x 2 pre-activation blocks at 64/128/256 channels."""
-    return _build("wrn16_4", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_WRN_PAPER, **_CIFAR)
-def wrn16_8(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """WRN-16-8: 3 x 2 pre-activation blocks at 128/256/512 channels."""
-    return _build("wrn16_8", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_WRN_PAPER, **_CIFAR)
-def wrn28_2(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """WRN-28-2: 3 x 4 pre-activation blocks at 32/64/128 channels (the semi-supervised learning baseline)."""
-    return _build("wrn28_2", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_WRN_PAPER, **_CIFAR)
-def wrn28_10(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """WRN-28-10: 3 x 4 pre-activation blocks at 160/320/640 channels."""
-    return _build("wrn28_10", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_WRN_PAPER, **_CIFAR)
-def wrn40_2(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """WRN-40-2: 3 x 6 pre-activation blocks at 32/64/128 channels."""
-    return _build("wrn40_2", num_classes, in_chans, kwargs)
-
-
-@register_model(paper=_WRN_PAPER, **_CIFAR)
-def wrn40_4(num_classes: int = 10, in_chans: int = 3, **kwargs) -> ResNet:
-    """WRN-40-4: 3 x 6 pre-activation blocks at 64/128/256 channels."""
-    return _build("wrn40_4", num_classes, in_chans, kwargs)
+register_variants(ResNet, VARIANTS, family="resnet_cifar", paper=PAPER, input_size=(3, 32, 32), num_classes=10,
+                  min_size=1)

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import StateDict, register_converter, register_model, remap_keys
-from cnnlab.models.layers import ConvNormAct, LayerFactory, conv_out_size, make_act
+from cnnlab.models._registry import StateDict, Variant, register_converter, register_variants, remap_keys
+from cnnlab.models.layers import ConvNormAct, LayerFactory, check_rate, conv_out_size, make_act
 
 __all__ = [
     "VARIANTS",
@@ -33,8 +33,6 @@ __all__ = [
     "SqueezeNetConfig",
     "SqueezeNetHead",
     "min_input_size",
-    "squeezenet1_0",
-    "squeezenet1_1",
 ]
 
 PAPER = ("Iandola et al. 2016, SqueezeNet: AlexNet-level accuracy with 50x fewer parameters "
@@ -152,12 +150,9 @@ class SqueezeNet(ZooModel):
         norm_layer: LayerFactory | None = None,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
-        super().__init__()
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        super().__init__(num_classes, in_chans)
+        check_rate("drop_rate", drop_rate)
         self.cfg = cfg
-        self.num_classes = num_classes
-        self.in_chans = in_chans
         self.min_input_size = min_input_size(cfg.stem_kernel, len(cfg.stages))
         conv = ConvNormAct(in_chans, cfg.stem_chs, cfg.stem_kernel, stride=2, padding=0,
                            norm_layer=norm_layer, act_layer=act_layer)
@@ -187,37 +182,16 @@ def _fires(*squeeze: int) -> tuple[FireSpec, ...]:
     return tuple(FireSpec(s, 4 * s, 4 * s) for s in squeeze)
 
 
-VARIANTS: dict[str, SqueezeNetConfig] = {
-    "squeezenet1_0": SqueezeNetConfig(96, 7, (_fires(16, 16, 32), _fires(32, 48, 48, 64), _fires(64))),
-    "squeezenet1_1": SqueezeNetConfig(64, 3, (_fires(16, 16), _fires(32, 32), _fires(48, 48, 64, 64))),
+VARIANTS: dict[str, Variant] = {
+    "squeezenet1_0": Variant(SqueezeNetConfig(96, 7, (_fires(16, 16, 32), _fires(32, 48, 48, 64), _fires(64))),
+                             "SqueezeNet v1.0 (paper Table 1): 1.25M parameters.", torchvision=True),
+    "squeezenet1_1": Variant(SqueezeNetConfig(64, 3, (_fires(16, 16), _fires(32, 32), _fires(48, 48, 64, 64))),
+                             "SqueezeNet v1.1 (authors' repository): 2.4x less computation than v1.0 at the same "
+                             "accuracy.", torchvision=True),
 }
 
-_OPTIONS = ("drop_rate", "norm_layer", "act_layer")
-
-
-def _create(variant: str, num_classes: int, in_chans: int, **kwargs) -> SqueezeNet:
-    unknown = sorted(set(kwargs) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"{variant} has no option {', '.join(map(repr, unknown))}; "
-                         f"options are {', '.join(_OPTIONS)}")
-    return SqueezeNet(VARIANTS[variant], num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-def _min_size(variant: str) -> int:
-    cfg = VARIANTS[variant]
-    return min_input_size(cfg.stem_kernel, len(cfg.stages))
-
-
-@register_model(min_size=_min_size("squeezenet1_0"), paper=PAPER, torchvision="squeezenet1_0")
-def squeezenet1_0(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SqueezeNet:
-    """SqueezeNet v1.0 (paper Table 1): 1.25M parameters."""
-    return _create("squeezenet1_0", num_classes, in_chans, **kwargs)
-
-
-@register_model(min_size=_min_size("squeezenet1_1"), paper=PAPER, torchvision="squeezenet1_1")
-def squeezenet1_1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SqueezeNet:
-    """SqueezeNet v1.1 (authors' repository): 2.4x less computation than v1.0 at the same accuracy."""
-    return _create("squeezenet1_1", num_classes, in_chans, **kwargs)
+register_variants(SqueezeNet, VARIANTS, paper=PAPER,
+                  min_size=lambda cfg: min_input_size(cfg.stem_kernel, len(cfg.stages)))
 
 
 def _torchvision_rules(cfg: SqueezeNetConfig) -> list[tuple[str, str]]:
@@ -235,4 +209,4 @@ def _torchvision_rules(cfg: SqueezeNetConfig) -> list[tuple[str, str]]:
 
 @register_converter("squeezenet")
 def _convert(name: str, state_dict: StateDict) -> dict[str, torch.Tensor]:
-    return remap_keys(state_dict, _torchvision_rules(VARIANTS[name]))
+    return remap_keys(state_dict, _torchvision_rules(VARIANTS[name].cfg))

@@ -28,11 +28,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.errors import ConfigError, InputSizeError
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_model
-from cnnlab.models.layers import ConvNormAct, LayerFactory
+from cnnlab.models._registry import Variant, register_variants
+from cnnlab.models.layers import ConvNormAct, LayerFactory, check_rate, init_kaiming
 
-__all__ = ["DoubleConv", "DownStage", "SegmentationHead", "UNet", "UpStage", "unet"]
+__all__ = ["VARIANTS", "DoubleConv", "DownStage", "SegmentationHead", "UNet", "UpStage"]
 
 PAPER = "Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation"
 WIDTHS = (64, 128, 256, 512, 1024)
@@ -44,23 +45,9 @@ def resolve_norm(norm_layer: LayerFactory | str | None) -> LayerFactory | None:
     if norm_layer is None or callable(norm_layer):
         return norm_layer
     if norm_layer not in _NORMS:
-        raise ValueError(
+        raise ConfigError(
             f"norm_layer must be a layer factory, None or one of {sorted(_NORMS)}, got {norm_layer!r}")
     return _NORMS[norm_layer]
-
-
-def _init_weights(model: nn.Module) -> None:
-    # The paper's init: Gaussian with std sqrt(2 / N), N = incoming connections of a unit (fan-in).
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm) or getattr(m, "is_norm_layer", False):
-            if getattr(m, "weight", None) is not None:
-                nn.init.ones_(m.weight)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
 
 
 class DoubleConv(nn.Sequential):
@@ -138,12 +125,9 @@ class UNet(ZooModel):
         bilinear: bool = False,
         drop_rate: float = 0.0,
     ) -> None:
-        super().__init__()
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        super().__init__(num_classes, in_chans)
+        check_rate("drop_rate", drop_rate)
         norm = resolve_norm(norm_layer)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
         self.stem = DoubleConv(in_chans, WIDTHS[0], norm, act_layer)
         # Dropout at the end of the contracting path, where the paper puts it.
         self.stages = nn.Sequential(*(
@@ -158,14 +142,15 @@ class UNet(ZooModel):
         self.head = SegmentationHead(self.num_features, num_classes)
         self.feature_info = [FeatureInfo(f"stages.{i}", w, 2 ** (i + 1)) for i, w in enumerate(WIDTHS[1:])]
         self.min_input_size = self.divisor
-        _init_weights(self)
+        # The paper's init: Gaussian with std sqrt(2 / N), N = incoming connections of a unit (fan-in).
+        init_kaiming(self, mode="fan_in")
 
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
         h, w = x.shape[-2:]
         if h % self.divisor or w % self.divisor:
             d = self.divisor
-            raise ValueError(
+            raise InputSizeError(
                 f"{self._label()} needs height and width divisible by {d} (one 2x2 pool per encoder stage), "
                 f"got {h}x{w}; pad or resize to {-(-h // d) * d}x{-(-w // d) * d}"
             )
@@ -182,7 +167,10 @@ class UNet(ZooModel):
         return x
 
 
-@register_model(input_size=(1, 512, 512), min_size=16, num_classes=2, paper=PAPER, task="segmentation")
-def unet(num_classes: int = 2, in_chans: int = 1, **kwargs) -> UNet:
-    """U-Net (31M parameters), padded convs; ``norm_layer="none"`` gives the paper's network without norm."""
-    return UNet(num_classes=num_classes, in_chans=in_chans, **kwargs)
+VARIANTS: dict[str, Variant] = {
+    "unet": Variant(None, "U-Net (31M parameters), padded convs; ``norm_layer=\"none\"`` gives the paper's "
+                          "network without norm."),
+}
+
+register_variants(UNet, VARIANTS, input_size=(1, 512, 512), min_size=16, num_classes=2, paper=PAPER,
+                  task="segmentation")

@@ -13,30 +13,19 @@ shrink the convolutions and the classifier for small experiments; the defaults b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
 
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import register_converter, register_model, remap_keys
-from cnnlab.models.alexnet import check_width, scale_width
-from cnnlab.models.layers import ConvNormAct, LayerFactory, MlpHead, init_kaiming
+from cnnlab.models._registry import Variant, register_converter, register_variants, remap_keys
+from cnnlab.models.layers import ConvNormAct, LayerFactory, MlpHead, check_width, init_kaiming, scale_width
 
-__all__ = [
-    "VGG",
-    "VGGConfig",
-    "torchvision_key_rules",
-    "vgg11",
-    "vgg11_bn",
-    "vgg13",
-    "vgg13_bn",
-    "vgg16",
-    "vgg16_bn",
-    "vgg19",
-    "vgg19_bn",
-]
+__all__ = ["VARIANTS", "VGG", "VGGConfig", "torchvision_key_rules"]
+
+PAPER = "Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
 
 
 def conv_paths(depths: tuple[int, ...]) -> list[str]:
@@ -53,10 +42,8 @@ class VGG(ZooModel):
 
     def __init__(self, cfg: VGGConfig, num_classes: int = 1000, in_chans: int = 3,
                  norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_chans)
         check_width(cfg.width_mult, cfg.hidden)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
         widths = [scale_width(c, cfg.width_mult) for c in cfg.widths]
         # torchvision keeps the conv bias even before batch norm
         conv = partial(ConvNormAct, kernel_size=3, bias=True, norm_layer=norm_layer, act_layer=act_layer)
@@ -85,7 +72,6 @@ class VGGConfig:
     """A VGG configuration: convs per block (the paper's Table 1 columns) and widths."""
 
     depths: tuple[int, int, int, int, int]  # 3x3 convs in each of the five blocks
-    batch_norm: bool = False  # batch norm after every conv (the _bn variants)
     widths: tuple[int, int, int, int, int] = (64, 128, 256, 512, 512)
     width_mult: float = 1.0  # multiplies every conv width
     hidden: int = 4096  # width of the two hidden classifier layers
@@ -94,91 +80,21 @@ class VGGConfig:
 
 # The paper's Table 1: configurations A, B, D, E.
 _DEPTHS = {
-    "vgg11": (1, 1, 2, 2, 2),
-    "vgg13": (2, 2, 2, 2, 2),
-    "vgg16": (2, 2, 3, 3, 3),
-    "vgg19": (2, 2, 4, 4, 4),
+    "vgg11": ((1, 1, 2, 2, 2), "VGG-11 (configuration A)"),
+    "vgg13": ((2, 2, 2, 2, 2), "VGG-13 (configuration B)"),
+    "vgg16": ((2, 2, 3, 3, 3), "VGG-16 (configuration D)"),
+    "vgg19": ((2, 2, 4, 4, 4), "VGG-19 (configuration E)"),
 }
-VARIANTS: dict[str, VGGConfig] = {
-    **{name: VGGConfig(depths) for name, depths in _DEPTHS.items()},
-    **{f"{name}_bn": VGGConfig(depths, batch_norm=True) for name, depths in _DEPTHS.items()},
+# The _bn variants are the same configurations with batch norm after every conv (norm_layer's default).
+VARIANTS: dict[str, Variant] = {
+    **{name: Variant(VGGConfig(depths), f"{label}.", torchvision=True) for name, (depths, label) in _DEPTHS.items()},
+    **{f"{name}_bn": Variant(VGGConfig(depths), f"{label.split(' ')[0]} with batch norm after every conv.",
+                             torchvision=True, defaults={"norm_layer": nn.BatchNorm2d})
+       for name, (depths, label) in _DEPTHS.items()},
 }
-
-
-def _build(name: str, num_classes: int, in_chans: int, width_mult: float, hidden: int, drop_rate: float,
-           norm_layer: LayerFactory | None, act_layer: LayerFactory) -> VGG:
-    cfg = replace(VARIANTS[name], width_mult=width_mult, hidden=hidden, drop_rate=drop_rate)
-    return VGG(cfg, num_classes=num_classes, in_chans=in_chans, norm_layer=norm_layer, act_layer=act_layer)
-
 
 # 32 is the smallest side that survives the five 2x2 pools (32 -> 1).
-_register = partial(register_model, input_size=(3, 224, 224), min_size=32, num_classes=1000,
-                    paper="Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale "
-                          "Image Recognition")
-
-
-@_register(torchvision="vgg11")
-def vgg11(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
-          drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
-          act_layer: LayerFactory = nn.ReLU) -> VGG:
-    """VGG-11 (configuration A)."""
-    return _build("vgg11", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
-
-
-@_register(torchvision="vgg13")
-def vgg13(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
-          drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
-          act_layer: LayerFactory = nn.ReLU) -> VGG:
-    """VGG-13 (configuration B)."""
-    return _build("vgg13", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
-
-
-@_register(torchvision="vgg16")
-def vgg16(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
-          drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
-          act_layer: LayerFactory = nn.ReLU) -> VGG:
-    """VGG-16 (configuration D)."""
-    return _build("vgg16", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
-
-
-@_register(torchvision="vgg19")
-def vgg19(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
-          drop_rate: float = 0.5, norm_layer: LayerFactory | None = None,
-          act_layer: LayerFactory = nn.ReLU) -> VGG:
-    """VGG-19 (configuration E)."""
-    return _build("vgg19", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
-
-
-@_register(torchvision="vgg11_bn")
-def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
-             drop_rate: float = 0.5, norm_layer: LayerFactory | None = nn.BatchNorm2d,
-             act_layer: LayerFactory = nn.ReLU) -> VGG:
-    """VGG-11 with batch norm after every conv."""
-    return _build("vgg11_bn", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
-
-
-@_register(torchvision="vgg13_bn")
-def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
-             drop_rate: float = 0.5, norm_layer: LayerFactory | None = nn.BatchNorm2d,
-             act_layer: LayerFactory = nn.ReLU) -> VGG:
-    """VGG-13 with batch norm after every conv."""
-    return _build("vgg13_bn", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
-
-
-@_register(torchvision="vgg16_bn")
-def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
-             drop_rate: float = 0.5, norm_layer: LayerFactory | None = nn.BatchNorm2d,
-             act_layer: LayerFactory = nn.ReLU) -> VGG:
-    """VGG-16 with batch norm after every conv."""
-    return _build("vgg16_bn", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
-
-
-@_register(torchvision="vgg19_bn")
-def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, hidden: int = 4096,
-             drop_rate: float = 0.5, norm_layer: LayerFactory | None = nn.BatchNorm2d,
-             act_layer: LayerFactory = nn.ReLU) -> VGG:
-    """VGG-19 with batch norm after every conv."""
-    return _build("vgg19_bn", num_classes, in_chans, width_mult, hidden, drop_rate, norm_layer, act_layer)
+register_variants(VGG, VARIANTS, paper=PAPER, min_size=32)
 
 
 def torchvision_key_rules(depths: tuple[int, ...], batch_norm: bool) -> list[tuple[str, str]]:
@@ -204,5 +120,5 @@ def torchvision_key_rules(depths: tuple[int, ...], batch_norm: bool) -> list[tup
 @register_converter("vgg")
 def _convert(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """torchvision's features.N (conv, [bn], relu, ..., pool) / classifier.N -> stem / stages / head."""
-    cfg = VARIANTS[name]
-    return remap_keys(state_dict, torchvision_key_rules(cfg.depths, cfg.batch_norm))
+    # torchvision's *_bn builders put a BatchNorm2d after every conv, shifting the features.N indices
+    return remap_keys(state_dict, torchvision_key_rules(VARIANTS[name].cfg.depths, name.endswith("_bn")))
