@@ -54,3 +54,16 @@ def test_a_full_disk_says_so_and_keeps_the_old_file(tmp_path, monkeypatch):
         write_text_atomic(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_figures_are_rendered_in_memory_and_written_whole(tmp_path):
+    from matplotlib.figure import Figure
+
+    from cnnlab.files import save_figure_atomic
+
+    fig = Figure()
+    fig.subplots().plot([0, 1], [1, 0])
+    png = save_figure_atomic(fig, tmp_path / "a.png")
+    svg = save_figure_atomic(fig, tmp_path / "a.svg")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in svg.read_bytes()[:400]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]

@@ -9,6 +9,7 @@ same target.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import tempfile
@@ -18,7 +19,14 @@ from typing import IO, Any
 
 from cnnlab.errors import OutputPathError
 
-__all__ = ["save_torch_atomic", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
+__all__ = [
+    "save_figure_atomic",
+    "save_torch_atomic",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_jsonl_atomic",
+    "write_text_atomic",
+]
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -34,6 +42,19 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
 def write_jsonl_atomic(path: str | Path, rows: Iterable[Any]) -> Path:
     """One JSON object per line, written atomically (the whole file each time)."""
     return write_text_atomic(path, "".join(json.dumps(row, default=str) + "\n" for row in rows))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    return _write_atomic(Path(path), "wb", lambda f: f.write(data))
+
+
+def save_figure_atomic(figure: Any, path: str | Path, dpi: int = 130) -> Path:
+    """A matplotlib figure rendered in memory (format from the suffix: png, svg, pdf) and written atomically."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=(path.suffix.lstrip(".") or "png").lower(), dpi=dpi)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def save_torch_atomic(obj: Any, path: str | Path) -> Path:

@@ -77,11 +77,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rows = reference_rows(args.reference, [name for name, _ in specs] or None, args.weights)
         print(render_rows(rows, args.format), end="")
         if args.plot:
+            from cnnlab.files import save_figure_atomic
             from cnnlab.plots import complexity_chart
 
             fig = complexity_chart([], reference=rows, dataset="ImageNet-1K",
                                    budget=f"torchvision's published {args.weights} weights")
-            fig.savefig(args.plot, dpi=150)
+            save_figure_atomic(fig, args.plot, dpi=150)
             say(f"wrote {args.plot}")
         return 0
     if args.plot:

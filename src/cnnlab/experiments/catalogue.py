@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from cnnlab.errors import ConfigError, UnknownNameError
 from cnnlab.experiments.jobs import Job, JobResult, run_jobs
-from cnnlab.files import write_json_atomic, write_text_atomic
+from cnnlab.files import save_figure_atomic, write_json_atomic, write_text_atomic
 
 __all__ = [
     "BUDGETS",
@@ -151,7 +151,7 @@ def run_experiment(name: str, out_dir: str | Path, *, budget: str = "quick", see
                   on_event)
     outcome = cls().run(ctx)
     out.mkdir(parents=True, exist_ok=True)
-    outcome.figure.savefig(out / "figure.png", dpi=130)
+    save_figure_atomic(outcome.figure, out / "figure.png")
     write_json_atomic(out / "results.json", {
         "experiment": cls.name, "claim": cls.claim, "source": cls.source, "budget": budget, "seeds": seeds,
         "data": dict(ctx.data), "verdict": outcome.verdict.__dict__, "notes": outcome.notes,

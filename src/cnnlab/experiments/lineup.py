@@ -20,7 +20,7 @@ import torch
 from cnnlab.analysis.compare import TRAINED_COLUMNS, compare_models, join_results, reference_rows, render_rows
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.jobs import Job, JobResult, run_jobs
-from cnnlab.files import write_text_atomic
+from cnnlab.files import save_figure_atomic, write_text_atomic
 from cnnlab.models import create_model, get_model_info
 from cnnlab.options import format_options, parse_model_spec
 
@@ -170,12 +170,13 @@ def write_report(contenders: Sequence[Contender], results: Sequence[Mapping[str,
     short = _short_labels(contenders)
     chart_rows = [{**r, "model": short.get(r["model"], r["model"])} for r in rows]
     ref_rows = reference_rows(reference, None) if reference else ()
-    complexity_chart(chart_rows, dataset=dataset, budget=budget, reference=ref_rows).savefig(files["complexity"],
-                                                                                              dpi=130)
-    accuracy_vs_time(chart_rows, dataset=dataset, budget=budget).savefig(files["time"], dpi=130)
+    complexity = complexity_chart(chart_rows, dataset=dataset, budget=budget, reference=ref_rows)
+    save_figure_atomic(complexity, files["complexity"])
+    save_figure_atomic(accuracy_vs_time(chart_rows, dataset=dataset, budget=budget), files["time"])
     curves = {short[c.label]: _history(out / c.slug, "curve.jsonl") for c in contenders}
-    learning_curves({k: v for k, v in curves.items() if v}, dataset=dataset, budget=budget,
-                    metrics=("loss", "accuracy"), x="images").savefig(files["curves"], dpi=130)
+    curve_figure = learning_curves({k: v for k, v in curves.items() if v}, dataset=dataset, budget=budget,
+                                   metrics=("loss", "accuracy"), x="images")
+    save_figure_atomic(curve_figure, files["curves"])
     return LineupReport(rows=rows, files=files)
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +28,7 @@ from cnnlab.explain.gradcam import grad_cam, guided_grad_cam
 from cnnlab.explain.gradients import deconvnet, guided_backprop, saliency
 from cnnlab.explain.occlusion import occlusion
 from cnnlab.explain.sanity import sanity_check
+from cnnlab.files import save_figure_atomic, write_bytes_atomic
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.inputs import DataMeta
 
@@ -356,31 +355,14 @@ def _captions(run: _Run) -> list[str]:
     return out
 
 
-def _write_bytes(path: Path, data: bytes) -> Path:
-    """``data`` to ``path`` through a temporary file and a rename (binary twin of cnnlab.files' writers)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise OutputPathError(f"cannot write {path}: {err.strerror or err}") from err
-        raise
-    return path
-
-
 def _save_npz(path: Path, **arrays: object) -> Path:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-    return _write_bytes(path, buffer.getvalue())
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _save_figure(run: _Run, name: str, fig) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=130)
-    run.files.append(_write_bytes(run.out / name, buffer.getvalue()))
+    run.files.append(save_figure_atomic(fig, run.out / name))
 
 
 def _note(run: _Run, name: str, **arrays: object) -> None:
