@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnnlab.options import parse_options
 from cnnlab.train import resolve_config, train
-from cnnlab.train.config import parse_model_args
 
 DEFAULT_MODEL = "resnet18_cifar"
 DEFAULT_MODEL_ARGS = "depths=(1,1,1,1),widths=(16,32,64,128),stem_width=16"
@@ -97,7 +97,7 @@ def run_once(model: str, model_args: dict, budget: float, seed: int, overrides: 
 def run_goal(goal: tuple[float, float, int], args: argparse.Namespace, model_args: dict, workdir: Path) -> dict:
     seconds, target, n_seeds = goal
     overrides = {k: v for k, v in (("threads", args.threads), ("data_dir", args.data_dir)) if v is not None}
-    overrides.update(parse_model_args(",".join(args.set)) if args.set else {})
+    overrides.update(parse_options(",".join(args.set)) if args.set else {})
     runs = []
     for seed in args.seeds[:n_seeds]:
         run = run_once(args.model, model_args, seconds, seed, overrides, workdir)
@@ -154,7 +154,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=Path("runs/time_to_accuracy.json"))
     args = parser.parse_args()
     goals = [(s, a, n or len(args.seeds)) for s, a, n in args.goals]
-    model_args = parse_model_args(args.model_args)
+    model_args = parse_options(args.model_args)
     total = sum(s * min(n, len(args.seeds)) for s, _, n in goals)
     print(f"{args.model} {model_args}, fast recipe: about {total / 60:.0f} minutes of runs", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="cnnlab-tta-"))

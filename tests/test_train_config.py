@@ -139,17 +139,18 @@ def test_round_trip_through_a_plain_dict():
 
 
 def test_model_args_reach_the_builder_from_flags_and_files(tmp_path):
+    from cnnlab.options import parse_options
     from cnnlab.train.build import build_model
-    from cnnlab.train.config import TrainConfig, parse_model_args, resolve_config
+    from cnnlab.train.config import TrainConfig, resolve_config
 
-    assert parse_model_args("width_mult=0.25, hidden=64,norm_layer=none") == {
+    assert parse_options("width_mult=0.25, hidden=64,norm_layer=none") == {
         "width_mult": 0.25, "hidden": 64, "norm_layer": "none"}
     cfg = resolve_config({"model": "vgg11", "model_args": "width_mult=0.125,hidden=32"})
     model = build_model(cfg, num_classes=10, in_chans=1)
     assert model.head.fc.in_features == 32
     assert TrainConfig.from_dict(cfg.to_dict()).model_args == {"width_mult": 0.125, "hidden": 32}
     with pytest.raises(ValueError, match="key=value"):
-        parse_model_args("width_mult")
+        parse_options("width_mult")
 
 
 def test_classes_and_train_subset_select_the_data(tmp_path):

@@ -7,16 +7,16 @@ import argparse
 import pytest
 from torch import nn
 
+from cnnlab.options import parse_options
 from cnnlab.train import add_config_arguments, config_from_args
 from cnnlab.train.build import build_model
-from cnnlab.train.config import parse_model_args
 
 
 def test_list_and_tuple_values_keep_their_commas():
-    parsed = parse_model_args("depths=[1,1,1,1], widths=(16, 32, 64, 128),stem_width=16,shortcut=B")
+    parsed = parse_options("depths=[1,1,1,1], widths=(16, 32, 64, 128),stem_width=16,shortcut=B")
     assert parsed == {"depths": [1, 1, 1, 1], "widths": (16, 32, 64, 128), "stem_width": 16, "shortcut": "B"}
     with pytest.raises(ValueError, match="key=value"):
-        parse_model_args("depths=[1,1],2")
+        parse_options("depths=[1,1],2")
 
 
 def test_resnet_options_from_the_command_line_shape_the_network():

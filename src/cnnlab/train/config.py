@@ -7,7 +7,6 @@ field is a flag (``batch_size`` -> ``--batch-size``), generated from the datacla
 from __future__ import annotations
 
 import argparse
-import ast
 import difflib
 import json
 import types
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import ConfigError, UnknownNameError
+from cnnlab.options import parse_options
 
 __all__ = [
     "RECIPES",
@@ -324,37 +324,10 @@ def _base_type(hint: Any) -> tuple[type, bool, bool]:
     return hint, optional, False
 
 
-def _split_outside_brackets(text: str) -> list[str]:
-    """``text`` cut at the commas that are not inside brackets: list values keep their commas."""
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        depth += (char in "([{") - (char in ")]}")
-        if char == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    return [*parts, text[start:]]
-
-
-def parse_model_args(value: Any) -> dict[str, Any]:
-    """Builder options from a dict or from ``"key=value,key=value"`` text (values as Python literals)."""
-    if isinstance(value, dict):
-        return dict(value)
-    out: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in _split_outside_brackets(str(value)))):
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ConfigError(f"model_args look like key=value,key=value (e.g. width_mult=0.25), got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = text.strip()
-    return out
-
-
 def _coerce(name: str, value: Any) -> Any:
     """A config-file or flag value converted to the field's type, or a ``ConfigError`` naming the field."""
     if typing.get_origin(_hints()[name]) is dict:
-        return parse_model_args(value)
+        return parse_options(value)
     scalar, optional, is_list = _base_type(_hints()[name])
     if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
         if optional:
