@@ -12,7 +12,7 @@ __all__ = ["register"]
 def _cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.options import parse_model_spec
     from cnnlab.train import config_from_args, resume_training, train
-    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.config import config_overrides
 
     if getattr(args, "model", None) and ":" in args.model:  # NAME:key=value,... as in every command
         args.model, options = parse_model_spec(args.model)
@@ -20,8 +20,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config:
             raise UsageError("--resume continues a run with its saved config; leave out --config")
-        names = set(TrainConfig.__dataclass_fields__)
-        resume_training(args.resume, {k: v for k, v in vars(args).items() if k in names})
+        resume_training(args.resume, config_overrides(args))
     else:
         train(config_from_args(args, args.config))
     return 0

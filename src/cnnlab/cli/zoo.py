@@ -118,17 +118,14 @@ def _train_and_compare(args: argparse.Namespace, specs: Sequence[tuple[str, dict
                        shared: dict[str, Any]) -> int:
     from cnnlab.experiments.lineup import Contender, run_comparison
     from cnnlab.models import get_model_info
+    from cnnlab.train.config import config_overrides
 
     if not specs:
         raise UsageError("name the networks to train, e.g. `cnnlab compare lenet5 resnet20 --train --epochs 1`")
     for name, _ in specs:
         get_model_info(name)  # an unknown name fails before anything trains
     contenders = [Contender(name, {**shared, **options}) for name, options in specs]
-    settings = {k: v for k, v in {
-        "data": args.data, "data_dir": args.data_dir, "recipe": args.recipe, "epochs": args.epochs,
-        "time_budget": args.time_budget, "batch_size": args.batch_size, "threads": args.threads,
-        "seed": args.seed, "quiet": args.quiet,
-    }.items() if v is not None}
+    settings = {"recipe": "fast", **config_overrides(args)}
     out = args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"
     # Training logs go to stderr: stdout carries only the table, so --format json/csv can be piped.
     with contextlib.redirect_stdout(sys.stderr):
@@ -154,6 +151,8 @@ def _print_report(report, fmt: str) -> None:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from cnnlab.train.config import add_config_arguments
+
     p = sub.add_parser("compare", help="networks side by side: parameters, MACs, memory, receptive field",
                        description="Compare registered networks at one input size: parameters, "
                                    "multiply-accumulates (MACs), FLOPs, activation and training memory per "
@@ -170,19 +169,13 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", choices=("original", "best"), default="original",
                    help="reference weights: each network's first (paper-era) or torchvision's best")
     p.add_argument("--plot", metavar="FILE", help="with --reference: save accuracy vs. MACs (PNG, SVG, PDF)")
-    t = p.add_argument_group("training (--train): each network with the same recipe and budget")
-    t.add_argument("--train", action="store_true",
-                   help="train every network, then write the table and figures to --out")
-    t.add_argument("--data", default="fashion-mnist", help="data set (default: fashion-mnist)")
-    t.add_argument("--data-dir", help="folder holding the data files")
-    t.add_argument("--recipe", default="fast", help="training recipe (default: fast)")
-    t.add_argument("--epochs", type=int, help="epochs per network (default: the recipe's)")
-    t.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-time budget per network")
-    t.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
-    t.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
-    t.add_argument("--seed", type=int, help="seed of every run")
-    t.add_argument("--out", help="comparison directory; rerunning with it resumes and skips finished networks")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--train", action="store_true",
+                   help="train every network with the same settings (the fast recipe unless --recipe says "
+                        "otherwise), then write the table and figures to --out")
+    p.add_argument("--out", help="with --train: the comparison's folder; rerunning with it resumes and skips "
+                                 "finished networks")
+    add_config_arguments(p, positional_model=False, exclude=("model", "model_args", "out"),
+                         title="training settings for --train (each network gets the same)")
     p.set_defaults(func=_cmd_compare)
 
 

@@ -11,6 +11,7 @@ import difflib
 import json
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "UnknownRecipeError",
     "add_config_arguments",
     "config_from_args",
+    "config_overrides",
     "load_config_file",
     "resolve_config",
     "resume_config",
@@ -422,10 +424,14 @@ def resume_config(stored: TrainConfig, overrides: dict[str, Any], run_dir: str |
     return replace(resolve_config(overrides, base=stored), out=str(run_dir))
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, positional_model: bool = True) -> None:
-    """One flag per ``TrainConfig`` field; flags left out stay absent from the parsed namespace."""
-    group = parser.add_argument_group("training settings (each also a config-file key)")
+def add_config_arguments(parser: argparse.ArgumentParser, positional_model: bool = True,
+                         exclude: Collection[str] = (),
+                         title: str = "training settings (each also a config-file key)") -> None:
+    """One flag per ``TrainConfig`` field (but ``exclude``); flags left out stay absent from the parsed namespace."""
+    group = parser.add_argument_group(title)
     for f in fields(TrainConfig):
+        if f.name in exclude:
+            continue
         if f.name == "model" and positional_model:
             parser.add_argument("model", nargs="?", default=argparse.SUPPRESS, help=f.metadata["help"])
             continue
@@ -461,8 +467,12 @@ def _flag_help(f) -> str:
     return f"{f.metadata['help']} (default: {default})"
 
 
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig settings typed on the command line (flags left out are absent from ``args``)."""
+    names = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
 def config_from_args(args: argparse.Namespace, config_file: str | Path | None = None) -> TrainConfig:
     """The config given by parsed flags (only those typed on the command line) over a file and recipe."""
-    names = {f.name for f in fields(TrainConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in names}
-    return resolve_config(overrides, config_file)
+    return resolve_config(config_overrides(args), config_file)
