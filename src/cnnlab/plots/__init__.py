@@ -7,5 +7,14 @@ re-exports them all, and imports nothing from the rest of cnnlab, so every layer
 """
 
 from cnnlab.plots.comparison import accuracy_vs_time, complexity_chart, learning_curves
+from cnnlab.plots.designspace import block_width_fits, design_space_edfs, error_vs_parameters, rank_agreement
 
-__all__ = ["accuracy_vs_time", "complexity_chart", "learning_curves"]
+__all__ = [
+    "accuracy_vs_time",
+    "block_width_fits",
+    "complexity_chart",
+    "design_space_edfs",
+    "error_vs_parameters",
+    "learning_curves",
+    "rank_agreement",
+]
