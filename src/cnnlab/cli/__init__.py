@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from cnnlab.cli import designspace as _designspace
 from cnnlab.cli import train as _train
 from cnnlab.cli import zoo as _zoo
 from cnnlab.errors import CnnlabError
@@ -23,7 +24,7 @@ __all__ = ["build_parser", "main"]
 _LEGACY_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 # In the order --help shows them.
-_MODULES = (_zoo, _train)
+_MODULES = (_zoo, _train, _designspace)
 
 
 def build_parser() -> argparse.ArgumentParser:
