@@ -211,3 +211,65 @@ def test_the_cli_samples_runs_plots_and_analyzes(fashion_dir, tmp_path, capsys, 
     assert {p.name for p in (tmp_path / "an").iterdir()} == {"parameters.png", "widths.png", "analysis.json"}
     assert main(["designspace", "plot", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.png")]) == 2
     assert "not a design-space sweep" in capsys.readouterr().err
+
+
+def _fake_trainer(errors_by_epochs):
+    """A stand-in for cnnlab.train.train: writes results.json with the error the table gives per
+    (epochs, model depth), so rankings are known in advance."""
+    from pathlib import Path
+
+    def train(cfg):
+        error = errors_by_epochs(cfg.epochs, sum(cfg.model_args["depths"]), Path(cfg.out).name)
+        result = {"best_val_accuracy": 1 - error, "test_accuracy": 1 - error, "epochs": cfg.epochs,
+                  "val_split": cfg.val_split, "data_dir": cfg.data_dir}
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "results.json").write_text(json.dumps(result))
+        return result
+
+    return train
+
+
+def test_the_rank_check_trains_some_networks_longer_alike_and_compares_rankings(sampled, fashion_dir, tmp_path,
+                                                                                 monkeypatch):
+    from cnnlab.experiments.designspace import rank_check
+
+    sweep = _copy_sweep(sampled, tmp_path)
+    # The error falls with the sample's index in both trainings: the same ranking.
+    monkeypatch.setattr(cnnlab.train, "train",
+                        _fake_trainer(lambda epochs, depth, key: 0.5 / epochs - 0.01 * int(key[-4:])))
+    run_sweep(sweep, _plan(fashion_dir, subset=64))
+    check = rank_check(sweep, epochs=3, models=3, out=tmp_path / "ranks.png")
+    assert check["n"] == 3 and check["rho"] == pytest.approx(1.0) and check["long_training"] == "e3-n64-rank"
+    long_dir = sweep / "runs-e3-n64-rank"
+    results = [json.loads((long_dir / k / "results.json").read_text()) for k in check["keys"]]
+    short = json.loads(next((sweep / "runs-e1-n64").glob("*/results.json")).read_text())
+    # Longer, and otherwise as the short training: the same subset folder and validation images.
+    assert all(r["epochs"] == 3 and r["data_dir"] == short["data_dir"] and r["val_split"] == 32 for r in results)
+    assert len(read_record(long_dir / "results.jsonl")) == 3 and (tmp_path / "ranks.png").is_file()
+    assert load_sweep(sweep)[0]["label"] == "e1-n64"  # the short training stays the default
+    with pytest.raises(ConfigError, match="more --epochs"):
+        rank_check(sweep, epochs=1, models=3)
+
+
+def test_a_cifar_subset_is_written_as_cifar_batches(tmp_path):
+    from _tiny import make_cifar_dataset
+    from cnnlab.data.sources import load_arrays
+    from cnnlab.experiments.designspace.subset import write_subset
+
+    make_cifar_dataset(tmp_path / "src", per_batch=20)
+    train = load_arrays("cifar10", tmp_path / "src", download=False)["train"]
+    folder = write_subset(train, "cifar10", 30, 10, 0, tmp_path / "subset")
+    again = load_arrays("cifar10", folder, download=False)
+    assert len(again["train"]) == 40 and again["train"].image_shape == (3, 32, 32)
+    assert len(again["test"]) == 20 and again["train"].classes == train.classes
+    chosen = {img.numpy().tobytes() for img in again["train"].images}
+    assert chosen <= {img.numpy().tobytes() for img in train.images}
+
+
+def test_data_of_another_shape_than_the_samples_is_refused(tmp_path):
+    from _tiny import make_cifar_dataset
+
+    make_cifar_dataset(tmp_path / "cifar", per_batch=20)
+    create_sweep(tmp_path / "s", "anynetx_e", 1, TINY_MACS, seed=0)
+    with pytest.raises(ConfigError, match="--image-size 32 --in-chans 3"):
+        run_sweep(tmp_path / "s", _plan(tmp_path / "cifar", data="cifar10"))

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from cnnlab.errors import DataError
 
@@ -67,10 +68,13 @@ def error_vs_parameters(panels: Sequence[Mapping[str, Any]], *, title: str = "")
                     label="median trend")
         if panel.get("log"):
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(panel["name"])
         ax.set_ylabel("error (%)")
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
+    if panels[0]["trend_x"]:
+        axes[0].legend(fontsize=8)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     if title:

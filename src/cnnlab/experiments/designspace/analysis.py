@@ -187,10 +187,12 @@ def parameter_panels(trials: Sequence[Trial]) -> list[dict[str, Any]]:
     table = [space.parameters(t.sample.point, t.sample.config) for t in ok]
     errors = [100 * t.error for t in ok]
     panels = []
-    for name in [*table[0], "MACs"]:
-        x = [row[name] for row in table] if name != "MACs" else [float(t.sample.macs) for t in ok]
-        log = name not in ("w_m",) and min(x) > 0 and max(x) / min(x) >= 4
-        tx, ty = trend(x, errors, log=log)
+    bins = min(8, max(1, len(ok) // 8))  # about eight networks per trend point
+    macs = "MACs (millions)"
+    for name in [*table[0], macs]:
+        x = [row[name] for row in table] if name != macs else [t.sample.macs / 1e6 for t in ok]
+        log = min(x) > 0 and max(x) / min(x) >= 10
+        tx, ty = trend(x, errors, bins, log=log)
         panels.append({"name": name, "x": x, "y": errors, "trend_x": tx, "trend_y": ty, "log": log})
     return panels
 
