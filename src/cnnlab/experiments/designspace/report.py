@@ -110,7 +110,7 @@ def rank_check(
 
     short_meta, short = load_sweep(sweep, short_label)
     stored = next(p["plan"] for p in list_phases(sweep) if p["label"] == short_meta["label"])
-    plan = TrainPlan(**{**stored, "epochs": epochs})
+    plan = TrainPlan(**{**stored, "epochs": epochs, "download": False})  # the short training fetched the data
     trained = [t.sample.key for t in short if t.status == "ok"]
     if len(trained) < 3:
         raise ConfigError(f"{sweep} needs at least 3 networks trained in {short_meta['label']} for a rank check")
