@@ -116,11 +116,18 @@ def run_jobs(
         results = (_announce(job, on_event) or run_job(job, out, threads) for job in todo)
     else:
         results = _run_pool(todo, out, workers, threads, on_event)
-    for result in results:
-        _append(record_path, result)
-        done[result.key] = result
-        if on_event is not None:
-            on_event("done", next(j for j in jobs if j.key == result.key), result)
+    try:
+        for result in results:
+            _append(record_path, result)
+            done[result.key] = result
+            if on_event is not None:
+                on_event("done", next(j for j in jobs if j.key == result.key), result)
+    finally:
+        # Interrupted (Ctrl-C, an exception in on_event): stop the executor now, not when the generator
+        # is garbage-collected, so a restart never races a trial of this run still going.
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
     return [done[job.key] for job in jobs]
 
 
@@ -215,9 +222,9 @@ def _run_ray(todo: Sequence[Job], out: Path, threads: int | None, address: str |
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(_source_paths())}})
+    pending = {}
     try:
         task = ray.remote(_pool_worker)
-        pending = {}
         for job in todo:
             _announce(job, on_event)
             cpus = job.settings.get("threads") or threads or 1
@@ -230,6 +237,8 @@ def _run_ray(todo: Sequence[Job], out: Path, threads: int | None, address: str |
                 pending.pop(ref)
                 yield ray.get(ref)
     finally:
+        for ref in pending:  # left unfinished by an interruption: their trials run again on restart
+            ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
 

@@ -45,14 +45,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models._base import FeatureInfo, ZooModel
-from cnnlab.models._registry import Variant, register_converter, register_variants, remap_keys
+from cnnlab.models._registry import Variant, register_converter, register_model, register_variants, remap_keys
 from cnnlab.models.layers import (
     ClassifierHead,
     ConvNormAct,
@@ -470,3 +470,143 @@ def _convert(name: str, state_dict) -> dict[str, torch.Tensor]:
     stage_rules = [(rf"^trunk_output\.block{s}\.block{s}-(\d+)\.", rf"stages.{s - 1}.\1.")
                    for s in range(1, num_stages + 1)]
     return remap_keys(remap_keys(state_dict, _TV_BLOCK_PARTS), stage_rules)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Builders from stage lists and from generator parameters (design-space exploration)
+# ----------------------------------------------------------------------------------------------------------
+# Self-contained on purpose: AnyNets given by their stage lists, RegNets by (w_0, w_a, w_m, depth,
+# group_width), and the notes' 32-layer RegNetX, registered under the family "anynet".
+
+# The notes' 32-layer RegNetX (d2l, Zhang et al., "Dive into Deep Learning" 8.8, class RegNetX32): a
+# 32-channel 3x3 stride-2 stem, two stages of X blocks with group width g = 16 and bottleneck ratio 1,
+# widths c = (32, 80) and depths d = (4, 6), each stage stride 2, global pool and linear. 32 layers:
+# the stem conv, 10 blocks x 3 convs, the classifier (the two 1x1 shortcut convs are not counted).
+# d2l's ResNeXtBlock(num_channels, groups, bot_mul) takes `groups` as the channels per group (its 3x3
+# conv has bot_channels // groups groups), so g = 16 is a group width, as the notes say. d2l trains it
+# on Fashion-MNIST resized to 96x96.
+NOTES_REGNETX_32 = AnyNetConfig(depths=(4, 6), widths=(32, 80), group_widths=(16, 16),
+                                bottleneck_ratios=(1.0, 1.0), strides=(2, 2), stem_width=32, stem_stride=2)
+
+
+def _per_stage(value, n: int, name: str) -> tuple:
+    """A per-stage list from a sequence of n entries or one value shared by every stage."""
+    if isinstance(value, str):
+        raise ConfigError(f"{name} must be a number or one number per stage, got {value!r}")
+    if isinstance(value, Sequence):
+        if len(value) != n:
+            raise ConfigError(f"{name} needs one entry per stage ({n}), got {len(value)}: {tuple(value)}")
+        return tuple(value)
+    return (value,) * n
+
+
+def anynet_config(
+    depths: Sequence[int] = NOTES_REGNETX_32.depths,
+    widths: Sequence[int] = NOTES_REGNETX_32.widths,
+    group_widths: int | Sequence[int] = 16,
+    bottleneck_ratios: float | Sequence[float] = 1.0,
+    strides: int | Sequence[int] = 2,
+    stem_width: int = 32,
+    stem_stride: int = 2,
+    se_ratio: float = 0.0,
+) -> AnyNetConfig:
+    """An AnyNetConfig from stage lists; a single group width, ratio or stride is shared by every stage."""
+    if isinstance(depths, int | str) or isinstance(widths, int | str):
+        raise ConfigError("depths and widths are per-stage lists, e.g. depths=(1,2,4),widths=(32,64,128)")
+    n = len(depths)
+    return AnyNetConfig(
+        depths=tuple(int(d) for d in depths),
+        widths=tuple(int(w) for w in widths),
+        group_widths=tuple(int(g) for g in _per_stage(group_widths, n, "group_widths")),
+        bottleneck_ratios=tuple(float(b) for b in _per_stage(bottleneck_ratios, n, "bottleneck_ratios")),
+        strides=tuple(int(s) for s in _per_stage(strides, n, "strides")),
+        se_ratio=float(se_ratio),
+        stem_width=int(stem_width),
+        stem_stride=int(stem_stride),
+    )
+
+
+_ANYNET_REG = {"family": "anynet", "min_size": 1, "paper": PAPER}
+
+
+@register_model(name="anynet", input_size=(1, 28, 28), num_classes=10, **_ANYNET_REG)
+def anynet(
+    num_classes: int = 10,
+    in_chans: int = 1,
+    *,
+    depths: Sequence[int] = NOTES_REGNETX_32.depths,
+    widths: Sequence[int] = NOTES_REGNETX_32.widths,
+    group_widths: int | Sequence[int] = 16,
+    bottleneck_ratios: float | Sequence[float] = 1.0,
+    strides: int | Sequence[int] = 2,
+    stem_width: int = 32,
+    stem_stride: int = 2,
+    se_ratio: float = 0.0,
+    norm_layer: LayerFactory = nn.BatchNorm2d,
+    act_layer: LayerFactory = nn.ReLU,
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    zero_init_last: bool = False,
+) -> AnyNet:
+    """Any AnyNet from its stage lists (bottleneck ratio = bottleneck width / width); defaults: the notes' net."""
+    try:
+        config = anynet_config(depths, widths, group_widths, bottleneck_ratios, strides, stem_width, stem_stride,
+                               se_ratio)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:  # an option given as text that is not a number
+        raise ConfigError(f"anynet: {err}") from err
+    return AnyNet(config, num_classes, in_chans, norm_layer, act_layer, drop_rate, drop_path_rate, zero_init_last)
+
+
+@register_model(name="regnet", input_size=(3, 224, 224), **_ANYNET_REG)
+def regnet(
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    *,
+    w_0: int = 24,
+    w_a: float = 36.44,
+    w_m: float = 2.49,
+    depth: int = 13,
+    group_width: int = 8,
+    bottleneck_ratio: float = 1.0,
+    se_ratio: float = 0.0,
+    stem_width: int = 32,
+    stem_stride: int = 2,
+    stride: int = 2,
+    quantum: int = 8,
+    width_rounding: str = "pycls",
+    norm_layer: LayerFactory = nn.BatchNorm2d,
+    act_layer: LayerFactory = nn.ReLU,
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    zero_init_last: bool = False,
+) -> AnyNet:
+    """A RegNet from (w_0, w_a, w_m, depth, group_width) as the paper generates it; defaults: RegNetX-200MF."""
+    try:
+        params = RegNetParams(w_0=int(w_0), w_a=float(w_a), w_m=float(w_m), depth=int(depth),
+                              group_width=int(group_width), bottleneck_ratio=float(bottleneck_ratio),
+                              se_ratio=float(se_ratio), stem_width=int(stem_width), stride=int(stride),
+                              quantum=int(quantum), width_rounding=width_rounding)
+        config = replace(params.to_anynet(), stem_stride=int(stem_stride))
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:  # an option given as text that is not a number
+        raise ConfigError(f"regnet: {err}") from err
+    return AnyNet(config, num_classes, in_chans, norm_layer, act_layer, drop_rate, drop_path_rate, zero_init_last)
+
+
+@register_model(name="regnetx_32layer", input_size=(1, 96, 96), num_classes=10, **_ANYNET_REG)
+def regnetx_32layer(
+    num_classes: int = 10,
+    in_chans: int = 1,
+    *,
+    norm_layer: LayerFactory = nn.BatchNorm2d,
+    act_layer: LayerFactory = nn.ReLU,
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    zero_init_last: bool = False,
+) -> AnyNet:
+    """The notes' 32-layer RegNetX (d2l's RegNetX32): g=16, b=1, c=(32, 80), d=(4, 6), 32-wide stem."""
+    return AnyNet(NOTES_REGNETX_32, num_classes, in_chans, norm_layer, act_layer, drop_rate, drop_path_rate,
+                  zero_init_last)

@@ -6,7 +6,17 @@ notebook shows a returned figure as it shows any other. One module per capabilit
 re-exports them all, and imports nothing from the rest of cnnlab, so every layer may draw.
 """
 
-from cnnlab.plots.comparison import accuracy_vs_time, complexity_chart, learning_curves
+from cnnlab.plots.comparison import (
+    accuracy_vs_time,
+    complexity_chart,
+    learning_curves,
+)
+from cnnlab.plots.designspace import (
+    block_width_fits,
+    design_space_edfs,
+    error_vs_parameters,
+    rank_agreement,
+)
 from cnnlab.plots.explain import (
     activation_grid,
     attribution_grid,
@@ -24,14 +34,18 @@ __all__ = [
     "accuracy_vs_time",
     "activation_grid",
     "attribution_grid",
+    "block_width_fits",
     "complexity_chart",
+    "design_space_edfs",
     "embedding_scatter",
+    "error_vs_parameters",
     "filter_grid",
     "image_grid",
     "learning_curves",
     "neighbour_grid",
     "occlusion_grid",
     "patch_grid",
+    "rank_agreement",
     "sanity_curves",
     "sanity_maps",
 ]
