@@ -16,9 +16,9 @@ from torch import nn
 import cnnlab
 from _zoo import build_meta
 from cnnlab.analysis.counting import conv_params
-from cnnlab.analysis.receptive_field import Axis, Field, conv_output_size, gradient_receptive_field, union
-from cnnlab.analysis.summary import layer_fields, summary
-from cnnlab.models.layers import conv_out_size
+from cnnlab.analysis.receptive_field import Axis, Field, gradient_receptive_field, union
+from cnnlab.analysis.summary import conv_output_size, layer_fields, summary
+from cnnlab.models import layers
 
 PUBLISHED = json.loads((Path(__file__).parent / "golden" / "summary.json").read_text())["published_receptive_fields"]
 
@@ -249,7 +249,7 @@ def test_conv_output_size_matches_pytorch(n, k, s, p, d, ceil):
     assert conv_output_size(n, k, s, p, d) == conv.shape[-1]
     if pool is not None:
         assert conv_output_size(n, k, s, p, d, ceil) == pool.shape[-1]
-    assert conv_output_size is conv_out_size  # one formula for the models and the notes
+    assert conv_output_size is layers.conv_output_size  # one formula, defined once, for the models and the notes
 
 
 @pytest.mark.parametrize("c_in, c_out, k, groups, bias", [(3, 64, 7, 1, False), (32, 32, 3, 32, True),

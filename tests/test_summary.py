@@ -152,10 +152,27 @@ def test_torchvision_published_params_and_macs(name, side, kwargs):
 
 
 @pytest.mark.parametrize("name", ["regnet_x_400mf", "resnet18", "inception_v3", "googlenet", "vgg11_bn"])
-def test_zoo_macs_equal_module_hook_count(name):
+def test_count_macs_equals_the_summary(name):
+    # One counter behind `cnnlab models`, results.json and the summary; a batch multiplies it.
     info = cnnlab.get_model_info(name)
     model = build_meta(name)
-    assert summary(model, info.input_size).total["macs"] == count_macs(model, info.input_size)
+    macs = summary(model, info.input_size).total["macs"]
+    assert count_macs(model, info.input_size) == macs
+    assert count_macs(model, info.input_size, batch_size=3) == 3 * macs
+
+
+def test_count_macs_sees_functional_calls():
+    # A module-hook counter sees only nn.Linear / nn.Conv modules; F.linear and @ count here too.
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(5, 12))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.nn.functional.linear(x.flatten(1), self.w)  # (B, 5): 12 * 5 MACs
+            return h @ h.T  # (B, B): 5 MACs per entry
+
+    assert count_macs(Functional(), (3, 2, 2)) == 12 * 5 + 5
 
 
 def test_activation_bytes_equal_real_forward():

@@ -48,13 +48,21 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.models.layers import conv_out_size
+from cnnlab.analysis.aten import (
+    ADAPTIVE_POOLS,
+    AVG_POOLS,
+    CONVOLUTIONS,
+    MAX_POOLS,
+    PADS,
+    REDUCTIONS,
+    SOFTMAXES,
+    arg,
+    ints,
+    tensor_args,
+)
+from cnnlab.models.layers import conv_output_size
 
-__all__ = ["Field", "Traced", "conv_output_size", "gradient_receptive_field", "op_field", "union"]
-
-
-# The arithmetic of the notes: re-exported so the summary, the docs and the models share one formula.
-conv_output_size = conv_out_size
+__all__ = ["Field", "Traced", "gradient_receptive_field", "op_field", "union"]
 
 
 def _plain(value: Fraction) -> int | float:
@@ -276,17 +284,6 @@ class Traced(NamedTuple):
 Lookup = Callable[[torch.Tensor], "Traced | None"]
 
 _aten = torch.ops.aten
-_CONV = {_aten.convolution, _aten._convolution}
-_MAX_POOLS = {_aten.max_pool1d_with_indices, _aten.max_pool2d_with_indices, _aten.max_pool3d_with_indices,
-              _aten.max_pool1d, _aten.max_pool2d, _aten.max_pool3d}
-_AVG_POOLS = {_aten.avg_pool1d, _aten.avg_pool2d, _aten.avg_pool3d}
-_ADAPTIVE = {_aten._adaptive_avg_pool2d, _aten._adaptive_avg_pool3d, _aten.adaptive_avg_pool1d,
-             _aten.adaptive_max_pool1d, _aten.adaptive_max_pool2d, _aten.adaptive_max_pool3d}
-_REDUCTIONS = {_aten.sum, _aten.mean, _aten.amax, _aten.amin, _aten.max, _aten.min, _aten.var, _aten.std,
-               _aten.logsumexp, _aten.norm, _aten.linalg_vector_norm, _aten.prod, _aten.argmax, _aten.argmin}
-_SOFTMAX = {_aten._softmax, _aten._log_softmax, _aten.softmax, _aten.log_softmax}
-_PADS = {_aten.constant_pad_nd, _aten.reflection_pad1d, _aten.reflection_pad2d, _aten.reflection_pad3d,
-         _aten.replication_pad1d, _aten.replication_pad2d, _aten.replication_pad3d}
 
 
 def op_field(func, args: tuple, kwargs: dict, out: torch.Tensor, lookup: Lookup, naxes: int) -> Traced | None:
@@ -300,23 +297,13 @@ def op_field(func, args: tuple, kwargs: dict, out: torch.Tensor, lookup: Lookup,
     tx = lookup(x) if x is not None else None
     if tx is not None and tx.spatial and naxes:
         rule = _RULES.get(packet)
-        if rule is None and packet in _REDUCTIONS:
+        if rule is None and packet in REDUCTIONS:
             rule = _reduction
         if rule is not None:
             return rule(func, args, kwargs, x, tx, out, naxes)
     if packet is _aten.cat:
         return _concatenation(func, args, kwargs, out, lookup, naxes)
-    return _elementwise(_tensor_args(args, kwargs), out, lookup, naxes)
-
-
-def _tensor_args(args: tuple, kwargs: dict) -> list[torch.Tensor]:
-    found: list[torch.Tensor] = []
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, torch.Tensor):
-            found.append(value)
-        elif isinstance(value, list | tuple):
-            found.extend(v for v in value if isinstance(v, torch.Tensor))
-    return found
+    return _elementwise(tensor_args(args, kwargs), out, lookup, naxes)
 
 
 def _spatial_dims(t: torch.Tensor, naxes: int) -> list[int]:
@@ -353,29 +340,13 @@ def _elementwise(tensors: list[torch.Tensor], out: torch.Tensor, lookup: Lookup,
 
 def _concatenation(func, args, kwargs, out, lookup: Lookup, naxes: int) -> Traced | None:
     tensors = list(args[0])
-    dim = _arg(func, args, kwargs, "dim", 0) % out.dim()
+    dim = arg(func, args, kwargs, "dim", 0) % out.dim()
     traced = [(t, tr) for t in tensors if (tr := lookup(t)) is not None]
     if not traced:
         return None
     if naxes and dim in _spatial_dims(out, naxes):  # joined along the map's own axis: its grid is broken
         return Traced(_union_grid([_flat(t, tr, naxes) for t, tr in traced]), False)
     return _elementwise(tensors, out, lookup, naxes)
-
-
-def _arg(func, args: tuple, kwargs: dict, name: str, default=None):
-    if name in kwargs:
-        return kwargs[name]
-    for i, arg in enumerate(func._schema.arguments):
-        if arg.name == name:
-            return args[i] if i < len(args) and args[i] is not None else default
-    return default
-
-
-def _ints(value, count: int, default: int) -> list[int]:
-    if value is None or (isinstance(value, list | tuple) and len(value) == 0):
-        return [default] * count
-    values = [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
-    return values * count if len(values) == 1 else values
 
 
 def _window(kernel: list[int], stride: list[int], padding: list[int], dilation: list[int], x: torch.Tensor,
@@ -394,23 +365,23 @@ def _convolution(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
     weight = args[1]
     kernel = list(weight.shape[2:])
     n = len(kernel)
-    stride = _ints(_arg(func, args, kwargs, "stride"), n, 1)
-    padding = _ints(_arg(func, args, kwargs, "padding"), n, 0)
-    dilation = _ints(_arg(func, args, kwargs, "dilation"), n, 1)
-    if _arg(func, args, kwargs, "transposed", False):
+    stride = ints(arg(func, args, kwargs, "stride"), n, 1)
+    padding = ints(arg(func, args, kwargs, "padding"), n, 0)
+    dilation = ints(arg(func, args, kwargs, "dilation"), n, 1)
+    if arg(func, args, kwargs, "transposed", False):
         return Traced(tx.field.transposed(kernel, stride, padding, dilation), True)
     return _window(kernel, stride, padding, dilation, x, tx, out, ceil_mode=False)
 
 
 def _pooling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    kernel_arg = _arg(func, args, kwargs, "kernel_size")
+    kernel_arg = arg(func, args, kwargs, "kernel_size")
     n = int(func.overloadpacket.__name__.split("pool")[1][0])  # max_pool2d_with_indices -> 2
-    kernel = _ints(kernel_arg, n, 1)
-    stride = _ints(_arg(func, args, kwargs, "stride"), n, 0)
+    kernel = ints(kernel_arg, n, 1)
+    stride = ints(arg(func, args, kwargs, "stride"), n, 0)
     stride = kernel if not any(stride) else stride
-    padding = _ints(_arg(func, args, kwargs, "padding"), n, 0)
-    dilation = _ints(_arg(func, args, kwargs, "dilation"), n, 1)
-    ceil_mode = bool(_arg(func, args, kwargs, "ceil_mode", False))
+    padding = ints(arg(func, args, kwargs, "padding"), n, 0)
+    dilation = ints(arg(func, args, kwargs, "dilation"), n, 1)
+    ceil_mode = bool(arg(func, args, kwargs, "ceil_mode", False))
     return _window(kernel, stride, padding, dilation, x, tx, out, ceil_mode)
 
 
@@ -428,7 +399,7 @@ def _adaptive_pooling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
 
 
 def _reduction(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    dims = _arg(func, args, kwargs, "dim")
+    dims = arg(func, args, kwargs, "dim")
     if dims is None:
         dims = list(range(x.dim()))
     dims = [int(d) % x.dim() for d in (dims if isinstance(dims, list | tuple) else [dims])]
@@ -437,13 +408,13 @@ def _reduction(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
     if not axes:
         return _elementwise([x], out, lambda t: tx if t is x else None, naxes)
     field = tx.field.reduced(axes, [x.shape[spatial[a]] for a in axes])
-    if bool(_arg(func, args, kwargs, "keepdim", False)):
+    if bool(arg(func, args, kwargs, "keepdim", False)):
         return Traced(field, True)
     return Traced(_flat(x, Traced(field, True), naxes), False)
 
 
 def _softmax(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    dim = int(_arg(func, args, kwargs, "dim")) % x.dim()
+    dim = int(arg(func, args, kwargs, "dim")) % x.dim()
     spatial = _spatial_dims(x, naxes)
     if dim not in spatial:
         return tx
@@ -455,8 +426,8 @@ def _upsampling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
     name = func.overloadpacket.__name__
     n = int(name.rstrip("d")[-1])
     mode = name.split("_")[-1].rstrip("123d")  # nearest, exact, linear, bilinear, trilinear, bicubic
-    aligned = bool(_arg(func, args, kwargs, "align_corners", False))
-    scales = [_arg(func, args, kwargs, key) for key in ("scales_d", "scales_h", "scales_w", "scales")]
+    aligned = bool(arg(func, args, kwargs, "align_corners", False))
+    scales = [arg(func, args, kwargs, key) for key in ("scales_d", "scales_h", "scales_w", "scales")]
     scales = [v for v in scales if v is not None]
     scales = scales[0] if scales and isinstance(scales[0], list | tuple) else scales
     rules = []
@@ -502,15 +473,15 @@ def _padding(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
 
 
 def _slicing(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    dim = int(_arg(func, args, kwargs, "dim", 0)) % x.dim()
+    dim = int(arg(func, args, kwargs, "dim", 0)) % x.dim()
     spatial = _spatial_dims(x, naxes)
     if dim not in spatial:
         return tx
     length = x.shape[dim]
-    first = _arg(func, args, kwargs, "start", 0)
+    first = arg(func, args, kwargs, "start", 0)
     first = 0 if first is None else int(first)
     first = min(max(first + length if first < 0 else first, 0), length)
-    step = int(_arg(func, args, kwargs, "step", 1))
+    step = int(arg(func, args, kwargs, "step", 1))
     count = x.dim() - dim  # the rule applies to the trailing `count` axes; only the first of them moves
     rest = [1] * (count - 1)
     return Traced(tx.field.window([1, *rest], [step, *rest], [-first, *[0] * (count - 1)], [1, *rest]), True)
@@ -533,11 +504,11 @@ def _selection(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
 
 
 _RULES: dict[object, Callable[..., Traced | None]] = {
-    **{p: _convolution for p in _CONV},
-    **{p: _pooling for p in _MAX_POOLS | _AVG_POOLS},
-    **{p: _adaptive_pooling for p in _ADAPTIVE},
-    **{p: _softmax for p in _SOFTMAX},
-    **{p: _padding for p in _PADS},
+    **{p: _convolution for p in CONVOLUTIONS},
+    **{p: _pooling for p in MAX_POOLS | AVG_POOLS},
+    **{p: _adaptive_pooling for p in ADAPTIVE_POOLS},
+    **{p: _softmax for p in SOFTMAXES},
+    **{p: _padding for p in PADS},
     **{getattr(_aten, name): _upsampling for name in (
         "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact1d",
         "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d",

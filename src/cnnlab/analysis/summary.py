@@ -44,9 +44,11 @@ from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from cnnlab.analysis.aten import ShapeCache, plain_attention
 from cnnlab.analysis.counting import conv_params, count_params, op_flops, op_macs
-from cnnlab.analysis.receptive_field import Field, Traced, conv_output_size, op_field
+from cnnlab.analysis.receptive_field import Field, Traced, op_field
 from cnnlab.analysis.table import human, render
+from cnnlab.models.layers import conv_output_size
 
 __all__ = [
     "LAYER_KEYS",
@@ -196,91 +198,12 @@ class _Call:
         return bool(self.macs or self.flops or self.own_bytes or own_params)
 
 
-class _ShapeCache:
-    """Replays the output shapes of functional ATen calls seen before with the same argument shapes.
-
-    Some meta kernels (batch norm's) are Python decompositions costing milliseconds per call; deep
-    networks repeat the same call with the same shapes hundreds of times, and an empty tensor of the
-    remembered shape is all a meta forward needs.
-    """
-
-    def __init__(self) -> None:
-        self.outputs: dict[tuple, list[tuple]] = {}
-
-    def run(self, func, args: tuple, kwargs: dict):
-        if func.overloadpacket in _BATCH_NORMS and args[0].device.type == "meta":
-            return _batch_norm_outputs(args[0])
-        key = _call_key(func, args, kwargs)
-        if key is None:
-            return func(*args, **kwargs)
-        if key in self.outputs:
-            made = [torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-                    for shape, stride, dtype in self.outputs[key]]
-            return made[0] if len(made) == 1 and not _returns_tuple(func) else tuple(made)
-        out = func(*args, **kwargs)
-        flat = out if isinstance(out, tuple) else (out,)
-        if all(isinstance(o, torch.Tensor) and o.device.type == "meta" for o in flat):
-            self.outputs[key] = [(tuple(o.shape), o.stride(), o.dtype) for o in flat]
-        return out
-
-
-_BATCH_NORMS = {torch.ops.aten.native_batch_norm, torch.ops.aten._native_batch_norm_legit,
-                torch.ops.aten._native_batch_norm_legit_no_training}
-
-
-def _batch_norm_outputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    # (output, saved mean, saved inverse std) as the meta kernel makes them, without its decomposition.
-    stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-    out = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
-    channels = x.shape[1] if x.dim() > 1 else 1
-    return out, x.new_empty((channels,), dtype=stats_dtype), x.new_empty((channels,), dtype=stats_dtype)
-
-
-def _returns_tuple(func) -> bool:
-    return len(func._schema.returns) != 1
-
-
-def _call_key(func, args: tuple, kwargs: dict) -> tuple | None:
-    # Only calls that return fresh tensors: no views, no in-place writes, no aliasing of any argument.
-    schema = func._schema
-    if any(r.alias_info is not None for r in schema.returns) or any(
-            a.alias_info is not None and a.alias_info.is_write for a in schema.arguments):
-        return None
-    if torch.Tag.nondeterministic_seeded in func.tags:
-        return None
-    parts: list[object] = [func]
-    for value in (*args, *kwargs.items()):
-        part = _key_part(value)
-        if part is _UNHASHABLE:
-            return None
-        parts.append(part)
-    return tuple(parts)
-
-
-_UNHASHABLE = object()
-
-
-def _key_part(value: object) -> object:
-    if isinstance(value, torch.Tensor):
-        if value.device.type != "meta":
-            return _UNHASHABLE
-        return ("T", tuple(value.shape), value.stride(), value.dtype, value.storage_offset())
-    if isinstance(value, list | tuple):
-        parts = tuple(_key_part(v) for v in value)
-        return _UNHASHABLE if any(p is _UNHASHABLE for p in parts) else parts
-    try:
-        hash(value)
-    except TypeError:
-        return _UNHASHABLE
-    return value
-
-
 class _FastMeta(TorchDispatchMode):
     """A meta forward with the shape cache and nothing else: the training-memory pass runs under it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.cache = _ShapeCache()
+        self.cache = ShapeCache()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         return self.cache.run(func, args, kwargs or {})
@@ -291,7 +214,7 @@ class _Tracer(TorchDispatchMode):
 
     def __init__(self, naxes: int) -> None:
         super().__init__()
-        self.cache = _ShapeCache()
+        self.cache = ShapeCache()
         self.naxes = naxes
         self.traced: dict[int, Traced] = {}
         self.depth: dict[int, int] = {}
@@ -436,7 +359,7 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], dtype: torch.dtype) ->
     was_training = model.training
     model.eval()
     try:
-        with _module_hooks(model, tracer), torch.no_grad(), tracer:
+        with _module_hooks(model, tracer), torch.no_grad(), plain_attention(), tracer:
             out = functional_call(model, state, (x,), strict=False)
     except (RuntimeError, NotImplementedError, TypeError, IndexError) as err:
         raise _forward_error(model, input_size, err) from err
@@ -467,7 +390,7 @@ def _saved_bytes(model: nn.Module, input_size: tuple[int, ...], batch: int, dtyp
     was_training = model.training
     model.train()
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _FastMeta():
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), plain_attention(), _FastMeta():
             out = functional_call(model, state, (x,), strict=False)
     except (RuntimeError, NotImplementedError, TypeError, IndexError) as err:
         raise _forward_error(model, input_size, err) from err
