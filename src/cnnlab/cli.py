@@ -28,7 +28,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the model zoo with parameters and MACs",
                        description="List registered networks: family, parameters, multiply-accumulates "
-                                   "(MACs) at the family's standard input, and whether 28x28 input fits.")
+                                   "(MACs) at the family's standard input (`input`), and the smallest square "
+                                   "side each takes as built (`min_input`). `cnnlab train` brings smaller "
+                                   "images up to it: zero padding when that adds at most a quarter (28x28 "
+                                   "Fashion-MNIST is padded to 32x32 for VGG), bilinear resizing beyond.")
     p.add_argument("pattern", nargs="?", help="substring or shell pattern, e.g. 'resnet*' or 'vgg'")
     p.add_argument("--family", help="only this family (e.g. resnet, densenet)")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
