@@ -111,7 +111,7 @@ def test_cli_compare_reference_and_plot(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["compare"], "name the networks"),
-    (["compare", "lenet5", "--input", "1x28"], "(B, C, H, W)"),
+    (["compare", "lenet5", "--input", "1x28"], "1x28 is the wrong shape"),
     (["compare", "lenet5", "--input", "nope"], "CxHxW"),
     (["compare", "lenet5", "--plot", "x.png"], "--reference"),
     (["compare", "lenett5"], "unknown model"),

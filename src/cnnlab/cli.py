@@ -186,7 +186,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     size = parse_input_size(args.input) if args.input else None
-    print(summary(args.name, size, depth=args.depth, **kwargs).render(args.format), end="")
+    result = summary(args.name, size, depth=args.depth, **kwargs)
+    print(result.render(args.format, by_operator=args.by_operator), end="")
     return 0
 
 
@@ -198,9 +199,12 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
                                    "start in input pixels), with totals and training memory per image.")
     p.add_argument("name", help="a registered model (`cnnlab models` lists them)")
     p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="builder options, e.g. drop_rate=0.2")
-    p.add_argument("--input", metavar="CxHxW", help="one image, e.g. 1x28x28 (default: the family's standard)")
+    p.add_argument("--input", metavar="CxHxW", help="one image, channels first, e.g. 1x28x28 (default: the "
+                                                   "family's standard)")
     p.add_argument("--depth", type=int, help="collapse modules deeper than this (1: stem, stages, head)")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's)")
+    p.add_argument("--by-operator", action="store_true",
+                   help="one row per ATen operator (calls, MACs, FLOPs) instead of one per layer")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
     p.set_defaults(func=_cmd_summary)
 
