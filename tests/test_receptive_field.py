@@ -18,6 +18,7 @@ from _zoo import build_meta
 from cnnlab.analysis.counting import conv_params
 from cnnlab.analysis.receptive_field import Axis, Field, gradient_receptive_field, union
 from cnnlab.analysis.summary import conv_output_size, layer_fields, summary
+from cnnlab.errors import ConfigError
 from cnnlab.models import layers
 
 PUBLISHED = json.loads((Path(__file__).parent / "golden" / "summary.json").read_text())["published_receptive_fields"]
@@ -422,7 +423,7 @@ def test_union_takes_smallest_start_and_largest_end():
 
 
 def test_gradient_receptive_field_rejects_unknown_layer():
-    with pytest.raises(ValueError, match="no module named"):
+    with pytest.raises(ConfigError, match="no module named"):
         gradient_receptive_field(nn.Conv2d(1, 1, 3), (1, 8, 8), layer="nope")
 
 

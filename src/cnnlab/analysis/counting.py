@@ -54,10 +54,23 @@ from cnnlab.analysis.aten import (
     plain_attention,
     prod,
 )
+from cnnlab.errors import InputSizeError
 
-__all__ = ["conv_params", "count_macs", "count_params", "meta_forward", "op_flops", "op_macs"]
+__all__ = ["FORWARD_ERRORS", "conv_params", "count_macs", "count_params", "forward_error", "meta_forward",
+           "op_flops", "op_macs"]
 
 _aten = torch.ops.aten
+
+# What a forward pass raises on an input it cannot take (or that meta tensors cannot run).
+FORWARD_ERRORS = (RuntimeError, NotImplementedError, TypeError, IndexError, AssertionError)
+
+
+def forward_error(model: nn.Module, describe: str, err: Exception) -> InputSizeError:
+    """The one-line user error for a forward pass that failed on ``describe`` ("a 3x8x8 input")."""
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    label = getattr(model, "model_name", "") or type(model).__name__
+    return InputSizeError(f"{label} cannot run on {describe}: {first}")
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -105,6 +118,8 @@ def count_macs(model: nn.Module, input_size: tuple[int, ...], batch_size: int = 
     try:
         with plain_attention(), _MacCounter() as counter:
             meta_forward(model, torch.empty((batch_size, *input_size), device="meta"))
+    except FORWARD_ERRORS as err:
+        raise forward_error(model, f"a {'x'.join(str(v) for v in input_size)} input", err) from err
     finally:
         model.train(was_training)
     return counter.macs

@@ -53,7 +53,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_flatten_with_path, tree_map
 
 from cnnlab.analysis.aten import ShapeCache, op_name, plain_attention
-from cnnlab.analysis.counting import conv_params, count_params, op_flops, op_macs
+from cnnlab.analysis.counting import FORWARD_ERRORS, conv_params, count_params, forward_error, op_flops, op_macs
 from cnnlab.analysis.field_trace import Traced, map_report, op_field, report, seed
 from cnnlab.analysis.receptive_field import Field
 from cnnlab.analysis.table import human, render
@@ -80,9 +80,6 @@ TOTAL_KEYS = ("params", "trainable_params", "param_bytes", "macs", "flops", "act
               "training_bytes", "receptive_field", "depth", "outputs")
 # Keys of each row of ``Summary.by_operator``.
 OPERATOR_KEYS = ("operator", "calls", "macs", "flops")
-
-# The errors a forward pass raises on an input it cannot take (or that meta tensors cannot run).
-_FORWARD_ERRORS = (RuntimeError, NotImplementedError, TypeError, IndexError, AssertionError)
 
 InputData = torch.Tensor | Sequence[Any] | Mapping[str, Any]
 
@@ -514,10 +511,10 @@ def _run(model: nn.Module, inputs: _Inputs, describe: str) -> tuple[_Tracer, obj
     try:
         tracer, out = _trace(model, inputs.to("meta"), real=False)
         return tracer, out, "meta", []
-    except _FORWARD_ERRORS as err:
+    except FORWARD_ERRORS as err:
         device = _model_device(model)
         if device.type == "meta":
-            raise _forward_error(model, describe, err) from err
+            raise forward_error(model, describe, err) from err
         meta_error = _first_line(err).split(". ")[0]
     if inputs.shape_only:  # values decide the path taken: a fixed random image stands for the input
         generator = torch.Generator(device=device).manual_seed(0)
@@ -527,18 +524,14 @@ def _run(model: nn.Module, inputs: _Inputs, describe: str) -> tuple[_Tracer, obj
         real = inputs.to(device)
     try:
         tracer, out = _trace(model, real, real=True)
-    except _FORWARD_ERRORS as err:
-        raise _forward_error(model, describe, err) from err
+    except FORWARD_ERRORS as err:
+        raise forward_error(model, describe, err) from err
     return tracer, out, device.type, [f"ran on real tensors: meta tensors cannot run this forward ({meta_error})"]
 
 
 def _first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-def _forward_error(model: nn.Module, describe: str, err: Exception) -> InputSizeError:
-    return InputSizeError(f"{_label(model)} cannot run on {describe}: {_first_line(err)}")
 
 
 def _saved_bytes(model: nn.Module, input_size: tuple[int, ...], batch: int, dtype: torch.dtype) -> int:
@@ -792,7 +785,7 @@ def summary(model: nn.Module | str, input_size: Sequence[int] | str | None = Non
     if input_data is None and ran_on == "meta":
         try:
             training_bytes = _training_bytes_per_image(module, size, dtype)
-        except _FORWARD_ERRORS + (ValueError,) as err:
+        except FORWARD_ERRORS + (ValueError,) as err:
             notes.append(f"training memory not measured: the training-mode forward failed ({_first_line(err)})")
     elif input_data is not None:
         notes.append("training memory not measured for example inputs (it needs batches of 2 and 3 images)")
