@@ -1,6 +1,6 @@
 """The ATen operations the analysis recognizes, how to read their arguments, and a fast meta executor.
 
-Counting (``cnnlab.analysis.counting``), receptive fields (``cnnlab.analysis.field_rules``) and the summary
+Counting (``cnnlab.analysis.counting``), receptive fields (``cnnlab.analysis.field_trace``) and the summary
 (``cnnlab.analysis.summary``) all look at the operations of one forward pass through
 ``torch.utils._python_dispatch``; this module is the one catalogue they share.
 """
