@@ -18,7 +18,9 @@ from cnnlab.analysis.compare import (
     reference_rows,
     render_rows,
 )
+from cnnlab.analysis.counting import count_macs
 from cnnlab.analysis.summary import summary
+from cnnlab.errors import ConfigError, InputSizeError
 
 
 def test_rows_are_the_summary_totals():
@@ -111,7 +113,7 @@ def test_cli_compare_reference_and_plot(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["compare"], "name the networks"),
-    (["compare", "lenet5", "--input", "1x28"], "(B, C, H, W)"),
+    (["compare", "lenet5", "--input", "1x28"], "1x28 is the wrong shape"),
     (["compare", "lenet5", "--input", "nope"], "CxHxW"),
     (["compare", "lenet5", "--plot", "x.png"], "--reference"),
     (["compare", "lenett5"], "unknown model"),
@@ -121,3 +123,22 @@ def test_cli_compare_bad_input_exits_2_with_one_line(capsys, argv, message):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_bad_options_are_config_errors():
+    # ConfigError is a ValueError: callers catching ValueError keep working
+    with pytest.raises(ConfigError, match="at least one network"):
+        compare_models([])
+    with pytest.raises(ConfigError, match="no reference figures"):
+        reference_rows("cifar10")
+    with pytest.raises(ConfigError, match="'original' or 'best'"):
+        reference_rows(weights="newest")
+    with pytest.raises(ConfigError, match="unknown format"):
+        render_rows(compare_models(["lenet5"]), "xml")
+
+
+def test_an_input_a_network_cannot_take_is_an_input_size_error():
+    with pytest.raises(InputSizeError, match="cannot run on a 3x28x28 input"):
+        count_macs(nn.Conv2d(1, 2, 3), (3, 28, 28))
+    with pytest.raises(InputSizeError, match="cannot run on a 1x2x2 input"):
+        compare_models([("conv5", nn.Conv2d(1, 2, 5))], (1, 2, 2))

@@ -1,4 +1,10 @@
-"""Golden parameter and MAC counts (checked-in JSON), and published figures with their sources."""
+"""The packaged zoo counts equal live counts (a change detector), and published figures with their sources.
+
+src/cnnlab/analysis/zoo_counts.json (written by tests/golden/regen_counts.py) is what `cnnlab models` prints
+without building the networks; comparing it with a live count keeps it from going stale. It checks cnnlab
+against itself; the independent checks are the published figures below and torchvision's metadata
+(tests/test_torchvision_equivalence.py).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,14 @@ from pathlib import Path
 import pytest
 
 import cnnlab
+from _tiny import tiny_registered
 from _zoo import build_meta
+from cnnlab import cli
+from cnnlab.analysis import zoo
 from cnnlab.analysis.counting import count_macs, count_params
 
 GOLDEN = Path(__file__).parent / "golden"
-COUNTS = json.loads((GOLDEN / "counts.json").read_text())
+COUNTS = zoo.packaged_counts()
 # Keyed by model name, or by any label with a "model" field (one model checked in several variants).
 PUBLISHED = {
     name: entry
@@ -22,17 +31,50 @@ PUBLISHED = {
 }
 
 
-def test_every_model_has_golden_counts():
-    assert sorted(COUNTS) == sorted(cnnlab.list_models())
+def test_every_model_is_in_the_packaged_table():
+    assert sorted(COUNTS) == sorted(n for n in cnnlab.list_models() if cnnlab.get_model_info(n).family != "tiny")
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
-def test_golden_counts(name):
+def test_packaged_counts_equal_live_counts(name):
     info = cnnlab.get_model_info(name)
     model = build_meta(name)
     assert list(info.input_size) == COUNTS[name]["input_size"]
     assert count_params(model) == COUNTS[name]["params"]
     assert count_macs(model, info.input_size) == COUNTS[name]["macs"]
+
+
+def test_models_rows_read_the_table_and_count_the_rest_live(monkeypatch):
+    def no_live_count(name):
+        raise AssertionError(f"{name} was counted live")
+
+    monkeypatch.setattr(zoo, "live_counts", no_live_count)
+    rows = {r["name"]: r for r in zoo.zoo_rows("resnet*")}
+    assert rows["resnet50"]["params"] == COUNTS["resnet50"]["params"] == 25_557_032  # torchvision's num_params
+    monkeypatch.undo()
+    with tiny_registered() as tiny:  # registered by a user: not in the table, counted now
+        (row,) = zoo.zoo_rows(tiny)
+        model = build_meta(tiny)
+    assert (row["params"], row["macs"]) == (count_params(model), count_macs(model, (1, 28, 28)))
+
+
+def test_a_table_entry_for_another_input_is_not_used(monkeypatch):
+    stale = {name: dict(entry, input_size=[1, 8, 8], macs=-1) for name, entry in COUNTS.items()}
+    monkeypatch.setattr(zoo, "packaged_counts", lambda: stale)
+    row = {r["name"]: r for r in zoo.zoo_rows("lenet")}["lenet5"]
+    assert row["macs"] == COUNTS["lenet5"]["macs"] and row["input"] == "1x32x32"
+
+
+def test_cli_models_shows_the_smallest_input(capsys):
+    assert cli.main(["models", "--format", "json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert list(rows["vgg16"]) == list(zoo.ZOO_COLUMNS)
+    # VGG's five 2x2 pools need 32x32; LeNet-5 centres anything up to 32x32 in its field
+    assert rows["vgg16"]["min_input"] == 32 and rows["lenet5"]["min_input"] == 1
+    assert rows["inception_v3"]["min_input"] == 75
+    with pytest.raises(SystemExit):
+        cli.main(["models", "--help"])
+    assert "padded to 32x32 for VGG" in " ".join(capsys.readouterr().out.split())
 
 
 def test_every_model_without_torchvision_twin_has_a_published_reference():

@@ -13,7 +13,7 @@ from cnnlab.models.layers import (
     check_rate,
     check_width,
     classifier_layer,
-    conv_out_size,
+    conv_output_size,
     drop_path,
     make_divisible,
     scale_width,
@@ -45,13 +45,13 @@ def test_unknown_layer_names_reach_the_builder_which_rejects_them():
     (224, 7, 2, 3, 1, False, 112), (112, 3, 2, 1, 1, False, 56), (28, 5, 1, 0, 1, False, 24),
     (13, 3, 2, 0, 1, True, 6), (109, 3, 2, 0, 1, True, 54), (32, 3, 1, 2, 2, False, 32),
 ])
-def test_conv_out_size_matches_pytorch(n, k, s, p, d, ceil, expected):
-    assert conv_out_size(n, k, s, p, d, ceil) == expected
+def test_conv_output_size_matches_pytorch(n, k, s, p, d, ceil, expected):
+    assert conv_output_size(n, k, s, p, d, ceil) == expected
     if d == 1:
         pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil) if p <= k // 2 else None
         if pool is not None:
             assert pool(torch.zeros(1, 1, n, n)).shape[-1] == expected
-    assert nn.Conv2d(1, 1, k, s, p, d)(torch.zeros(1, 1, n, n)).shape[-1] == conv_out_size(n, k, s, p, d)
+    assert nn.Conv2d(1, 1, k, s, p, d)(torch.zeros(1, 1, n, n)).shape[-1] == conv_output_size(n, k, s, p, d)
 
 
 def test_make_divisible_and_drop_path():

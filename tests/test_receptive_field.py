@@ -16,9 +16,10 @@ from torch import nn
 import cnnlab
 from _zoo import build_meta
 from cnnlab.analysis.counting import conv_params
-from cnnlab.analysis.receptive_field import Axis, Field, conv_output_size, gradient_receptive_field, union
-from cnnlab.analysis.summary import layer_fields, summary
-from cnnlab.models.layers import conv_out_size
+from cnnlab.analysis.receptive_field import Axis, Field, gradient_receptive_field, union
+from cnnlab.analysis.summary import conv_output_size, layer_fields, summary
+from cnnlab.errors import ConfigError
+from cnnlab.models import layers
 
 PUBLISHED = json.loads((Path(__file__).parent / "golden" / "summary.json").read_text())["published_receptive_fields"]
 
@@ -106,6 +107,46 @@ class SqueezeExcite(nn.Module):
         return self.post(y * torch.sigmoid(self.fc(y.mean((2, 3), keepdim=True))))
 
 
+class ChannelsLast(nn.Module):
+    """3x3 conv, a linear layer and ReLU on the channels-last map (ConvNeXt's pattern), 3x3 stride-2 conv."""
+
+    def __init__(self, c: int = 2) -> None:
+        super().__init__()
+        self.conv, self.fc, self.down = nn.Conv2d(1, c, 3, padding=1), nn.Linear(c, c), nn.Conv2d(c, c, 3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).permute(0, 2, 3, 1)  # (B, H, W, C)
+        return self.down(F.relu(self.fc(y)).permute(0, 3, 1, 2))
+
+
+class Tokens(nn.Module):
+    """2x2 stride-2 patches flattened to tokens, a linear layer per token, back to a map, a 3x3 conv."""
+
+    def __init__(self, c: int = 2) -> None:
+        super().__init__()
+        self.patch, self.fc, self.conv = nn.Conv2d(1, c, 2, 2), nn.Linear(c, c), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.patch(x)
+        b, c, h, w = y.shape
+        tokens = self.fc(y.flatten(2).transpose(1, 2))  # (B, h*w, C)
+        return self.conv(tokens.transpose(1, 2).reshape(b, c, h, w))
+
+
+class Windows(nn.Module):
+    """3x3 conv, each 4x4 window's mean added to every unit in it (a windowed mixing), a 3x3 conv."""
+
+    def __init__(self, c: int = 2) -> None:
+        super().__init__()
+        self.conv, self.post = nn.Conv2d(1, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        b, c, h, w = y.shape
+        window = y.view(b, c, h // 4, 4, w // 4, 4).mean((3, 5), keepdim=True)
+        return self.post(y + window.expand(b, c, h // 4, 4, w // 4, 4).reshape(b, c, h, w))
+
+
 NETWORKS = {
     "plain": (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                                     nn.Conv2d(2, 2, 5, stride=2, padding=1), nn.Conv2d(2, 2, 3)), (1, 40, 40)),
@@ -132,6 +173,9 @@ NETWORKS = {
     "bicubic_aligned": (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1),
                                               nn.Upsample(scale_factor=3, mode="bicubic", align_corners=True),
                                               nn.Conv2d(2, 2, 3)), (1, 20, 20)),
+    "channels_last": (lambda: ChannelsLast(), (1, 21, 21)),
+    "tokens": (lambda: Tokens(), (1, 20, 20)),
+    "windows": (lambda: Windows(), (1, 16, 16)),
     "signal_1d": (lambda: nn.Sequential(nn.Conv1d(1, 2, 5, stride=2), nn.MaxPool1d(3, 2), nn.Conv1d(2, 2, 3,
                                         dilation=2)), (1, 64)),
 }
@@ -179,8 +223,12 @@ def test_non_square_fields_are_reported_per_axis():
 
 
 def test_squeeze_excite_gives_every_unit_the_whole_map():
-    rf = summary(NETWORKS["squeeze_excite"][0](), (1, 20, 20)).total["receptive_field"]
-    assert rf["stride"] == 0 and rf["start"] <= 0 and rf["start"] + rf["size"] - 1 >= 19
+    rows = {r["name"]: r["receptive_field"] for r in summary(NETWORKS["squeeze_excite"][0](), (1, 20, 20)).layers}
+    assert rows["1.conv"] == {"size": 5, "stride": 1, "start": -2}  # two 3x3 convs, before the gate
+    # the gate reads the mean over the whole map: every unit then depends on every pixel
+    assert rows["1.post"] == "global"
+    field = layer_fields(NETWORKS["squeeze_excite"][0](), (1, 20, 20))["1"]
+    assert field.stride == (0, 0) and all(lo <= 0 and hi >= 19 for lo, hi in field.unit_span((7, 7)))
 
 
 def test_replicate_padding_matches_away_from_the_border():
@@ -197,6 +245,38 @@ def test_replicate_padding_matches_away_from_the_border():
     field = layer_fields(net, size)[""]
     for unit in [(3, 3), (7, 7), (10, 10)]:
         assert gradient_receptive_field(net, size, unit=unit) == _clipped(field.unit_span(unit), size)
+
+
+def test_a_roll_is_a_shift_away_from_the_wrap_around():
+    class Rolled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c2(torch.roll(self.c1(x), shifts=(2, -3), dims=(2, 3)))
+
+    net, size = Rolled(), (1, 24, 24)
+    field = layer_fields(net, size)[""]
+    for unit in [(4, 2), (9, 9), (14, 12)]:
+        assert gradient_receptive_field(net, size, unit=unit) == _clipped(field.unit_span(unit), size)
+
+
+def test_positions_that_cannot_be_followed_give_no_number():
+    class Shuffled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3)
+            self.register_buffer("order", torch.randperm(64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c1(x)
+            return self.c2(y.flatten(2)[:, :, self.order].view(y.shape))  # units in a shuffled order
+
+    result = summary(Shuffled(), (1, 8, 8))
+    rows = {r["name"]: r["receptive_field"] for r in result.layers}
+    assert rows["c1"] == {"size": 3, "stride": 1, "start": -1} and rows["c2"] is None
+    assert result.total["receptive_field"] is None and "aten.index" in result.notes[0]
 
 
 @pytest.mark.slow
@@ -234,6 +314,68 @@ def test_published_endpoints(key, builder, kwargs, depth):
 
 
 # --------------------------------------------------------------------------------------------------
+# torchvision's channels-last, transformer and multi-output networks, derived by hand
+# --------------------------------------------------------------------------------------------------
+
+
+def _torchvision(name: str, **kwargs) -> nn.Module:
+    with torch.device("meta"):
+        return getattr(torchvision.models, name)(**kwargs)
+
+
+def test_convnext_tiny_through_its_channels_last_blocks():
+    # Stem 4x4 stride 4: size 4, jump 4. Each block's 7x7 depthwise conv (padding 3) adds 6 jumps and
+    # moves the start by 3 jumps; its LayerNorm and linear layers run channels-last (permuted) and add
+    # nothing. Stages of 3, 3, 9, 3 blocks at jumps 4, 8, 16, 32; the 2x2 stride-2 downsamplings between
+    # them add 1 jump each (at 4, 8, 16):
+    #   size  = 4 + 6*(3*4 + 3*8 + 9*16 + 3*32) + (4 + 8 + 16) = 4 + 1656 + 28 = 1688
+    #   start = -3*(3*4 + 3*8 + 9*16 + 3*32) = -828
+    total = summary(_torchvision("convnext_tiny"), (3, 224, 224)).total
+    assert total["receptive_field"] == {"size": 1688, "stride": 32, "start": -828}
+
+
+def test_swin_t_window_attention_by_hand():
+    # Patches 4x4 stride 4 (size 4, jump 4). Block 1 attends inside 7x7 windows of tokens: each token sees
+    # the 7 tokens of its window per axis, 7*4 = 28 pixels, windows aligned at 0. Block 2 shifts the windows
+    # by 3 tokens: token u sees the tokens of window [7k+3, 7k+9], k = floor((u-3)/7), each of which saw its
+    # block-1 window: tokens 7k .. 7k+13, 14 tokens = 56 pixels; token 0 (k = -1) starts at token -7, -28 px.
+    result = summary(_torchvision("swin_t"), (3, 224, 224), depth=3)
+    rows = {r["name"]: r["receptive_field"] for r in result.layers}
+    assert rows["features.0.0"] == {"size": 4, "stride": 4, "start": 0}
+    assert rows["features.1.0"] == {"size": 28, "stride": 4, "start": 0}
+    assert rows["features.1.1"] == {"size": 56, "stride": 4, "start": -28}
+    # the last stage is 7x7 tokens with 7x7 windows: attention over all of them
+    assert rows["features.7.1"] == "global"
+
+
+def test_vit_attention_over_all_tokens_is_global():
+    result = summary(_torchvision("vit_b_16"), (3, 224, 224), depth=3)
+    rows = {r["name"]: r["receptive_field"] for r in result.layers}
+    assert rows["conv_proj"] == {"size": 16, "stride": 16, "start": 0}  # the patches
+    # the class token is prepended, then each token attends to all 197: every one sees the whole image
+    assert rows["encoder.layers.encoder_layer_0"] == "global"
+    assert result.total["receptive_field"] == "global"
+
+
+def test_fcn_reports_the_field_of_each_output():
+    # ResNet-50 with dilation in layers 3 and 4 (jump stays 8). conv1 7/2/-3, max pool: 11, jump 4, -5;
+    # layer1: 3 x (+2*4) = 35, -17; layer2: its first 3x3 strides (+2*4, jump 8), then 3 x (+2*8): 91, -45;
+    # layer3: first block dilation 1 (+2*8), five with dilation 2 (+4*8 each): 267, start -133;
+    # layer4: first block dilation 2 (+4*8), two with dilation 4 (+8*8 each): 427, start -213.
+    # Each head: a 3x3 conv (+2*8, start -8), then bilinear upsampling x8, whose two taps add one jump (8)
+    # and start one unit (8 px) earlier: aux (on layer3) 267+16+8 = 291, start -149; main 427+16+8 = 451, -229.
+    from torchvision.models.segmentation import fcn_resnet50
+
+    with torch.device("meta"):
+        model = fcn_resnet50(weights=None, weights_backbone=None, aux_loss=True)
+    total = summary(model, (3, 224, 224)).total
+    fields = {o["name"]: o["receptive_field"] for o in total["outputs"]}
+    assert fields == {"out": {"size": 451, "stride": 1, "start": -229},
+                      "aux": {"size": 291, "stride": 1, "start": -149}}
+    assert total["receptive_field"] == fields["out"]  # the main output's
+
+
+# --------------------------------------------------------------------------------------------------
 # The notes' arithmetic and the field algebra
 # --------------------------------------------------------------------------------------------------
 
@@ -249,7 +391,7 @@ def test_conv_output_size_matches_pytorch(n, k, s, p, d, ceil):
     assert conv_output_size(n, k, s, p, d) == conv.shape[-1]
     if pool is not None:
         assert conv_output_size(n, k, s, p, d, ceil) == pool.shape[-1]
-    assert conv_output_size is conv_out_size  # one formula for the models and the notes
+    assert conv_output_size is layers.conv_output_size  # one formula, defined once, for the models and the notes
 
 
 @pytest.mark.parametrize("c_in, c_out, k, groups, bias", [(3, 64, 7, 1, False), (32, 32, 3, 32, True),
@@ -281,7 +423,7 @@ def test_union_takes_smallest_start_and_largest_end():
 
 
 def test_gradient_receptive_field_rejects_unknown_layer():
-    with pytest.raises(ValueError, match="no module named"):
+    with pytest.raises(ConfigError, match="no module named"):
         gradient_receptive_field(nn.Conv2d(1, 1, 3), (1, 8, 8), layer="nope")
 
 

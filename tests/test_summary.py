@@ -3,6 +3,8 @@ figures, real forward passes, and the golden numbers in tests/golden/summary.jso
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from _zoo import build_meta
 from cnnlab import cli
 from cnnlab.analysis.counting import count_macs, meta_forward
 from cnnlab.analysis.summary import LAYER_KEYS, TOTAL_KEYS, parse_input_size, summary
+from cnnlab.errors import ConfigError, InputSizeError
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "summary.json").read_text())
 
@@ -137,7 +140,7 @@ TORCHVISION = [
     ("googlenet", 224, {"init_weights": False, "aux_logits": False}),
     ("inception_v3", 299, {"init_weights": False}), ("mobilenet_v2", 224, {}), ("mobilenet_v3_small", 224, {}),
     ("efficientnet_b0", 224, {}), ("shufflenet_v2_x1_0", 224, {}), ("convnext_tiny", 224, {}),
-    ("swin_t", 224, {}),
+    ("swin_t", 224, {}), ("vit_b_16", 224, {}),
 ]
 
 
@@ -146,16 +149,34 @@ def test_torchvision_published_params_and_macs(name, side, kwargs):
     with torch.device("meta"):
         model = getattr(torchvision.models, name)(**kwargs)
     meta = next(iter(torchvision.models.get_model_weights(name))).meta
-    total = summary(model, (3, side, side)).total
-    assert total["params"] == meta["num_params"]
-    assert round(total["macs"] / 1e9, 3) == meta["_ops"]
+    result = summary(model, (3, side, side))
+    assert result.total["params"] == meta["num_params"]
+    assert round(result.total["macs"] / 1e9, 3) == meta["_ops"]
+    assert result.uncounted_ops == []  # softmax, attention's products, rolls: all in the convention
 
 
 @pytest.mark.parametrize("name", ["regnet_x_400mf", "resnet18", "inception_v3", "googlenet", "vgg11_bn"])
-def test_zoo_macs_equal_module_hook_count(name):
+def test_count_macs_equals_the_summary(name):
+    # One counter behind `cnnlab models`, results.json and the summary; a batch multiplies it.
     info = cnnlab.get_model_info(name)
     model = build_meta(name)
-    assert summary(model, info.input_size).total["macs"] == count_macs(model, info.input_size)
+    macs = summary(model, info.input_size).total["macs"]
+    assert count_macs(model, info.input_size) == macs
+    assert count_macs(model, info.input_size, batch_size=3) == 3 * macs
+
+
+def test_count_macs_sees_functional_calls():
+    # A module-hook counter sees only nn.Linear / nn.Conv modules; F.linear and @ count here too.
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(5, 12))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.nn.functional.linear(x.flatten(1), self.w)  # (B, 5): 12 * 5 MACs
+            return h @ h.T  # (B, B): 5 MACs per entry
+
+    assert count_macs(Functional(), (3, 2, 2)) == 12 * 5 + 5
 
 
 def test_activation_bytes_equal_real_forward():
@@ -211,6 +232,8 @@ def test_rows_add_up_to_the_totals(name, size, depth):
     result = summary(build_meta(name, in_chans=size[0]), size, depth=depth)
     for key in ("params", "macs", "flops", "activation_bytes"):
         assert sum(r[key] for r in result.layers) == result.total[key], key
+    for key in ("macs", "flops"):  # the operator breakdown adds up too
+        assert sum(r[key] for r in result.by_operator) == result.total[key], key
     if depth is not None:  # a row collapsed at the depth limit hides every module inside it
         names = [r["name"] for r in result.layers]
         collapsed = [a for a in names if depth == 0 or a.count(".") + 1 == depth]
@@ -230,6 +253,28 @@ def test_residual_block_addition_is_its_own_row():
     block = rows["layer1.0"]
     assert block["type"] == "BasicBlock"
     assert block["flops"] == 64 * 16 * 16 and block["params"] == 0  # one addition per element
+
+
+def test_rows_come_in_execution_order():
+    # A container's own operations are a row where they ran: the residual addition after the block's
+    # second batch norm and before its second ReLU call, the head's pooling before its linear layer.
+    names = [r["name"] for r in summary(torchvision.models.resnet18(), (3, 64, 64)).layers]
+    block = [n for n in names if n.startswith("layer1.0")]
+    assert block == ["layer1.0.conv1", "layer1.0.bn1", "layer1.0.relu", "layer1.0.conv2", "layer1.0.bn2",
+                     "layer1.0", "layer1.0.relu"]
+    rows = summary("resnet18", (1, 28, 28)).layers
+    head = [(r["name"], r["output_shape"]) for r in rows if r["name"].startswith("head")]
+    assert head == [("head", [512]), ("head.drop", [512]), ("head.fc", [1000])]
+
+
+def test_by_operator_breakdown():
+    result = summary(tiny_net(), (1, 8, 8))
+    ops = {r["operator"]: r for r in result.by_operator}
+    # the same hand counts as the rows: conv 2304 MACs, linear 640 MACs, and the FLOPs of each operation
+    assert ops["convolution"] == {"operator": "convolution", "calls": 1, "macs": 2304, "flops": 4608}
+    assert ops["addmm"]["macs"] == 640 and ops["relu"]["flops"] == 256
+    assert [r["flops"] for r in result.by_operator] == sorted((r["flops"] for r in result.by_operator), reverse=True)
+    assert json.loads(result.render("json"))["by_operator"] == result.by_operator
 
 
 def test_frozen_and_unused_parameters():
@@ -256,7 +301,7 @@ def test_half_precision_halves_activation_bytes():
 def test_registered_name_uses_its_standard_input_and_options():
     result = summary("lenet5")
     assert result.input_size == (1, 32, 32)
-    assert summary("resnet18", (1, 28, 28), num_classes=7).layers[-2]["output_shape"] == [7]
+    assert summary("resnet18", (1, 28, 28), num_classes=7).layers[-1]["output_shape"] == [7]
 
 
 @pytest.mark.parametrize("key", sorted(k for k in GOLDEN["models"] if not k.startswith("_")))
@@ -274,6 +319,99 @@ def test_golden_summary(key):
 
 
 # --------------------------------------------------------------------------------------------------
+# Any model: example inputs, forwards that depend on values, transformers, detectors
+# --------------------------------------------------------------------------------------------------
+
+
+class TwoInputs(nn.Module):
+    """An image through a 3x3 conv (then its mean), a vector through a linear layer, multiplied."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(5, 4)
+
+    def forward(self, image: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        return self.conv(image).mean((2, 3)) * self.fc(vector)
+
+
+def test_two_inputs_as_a_tuple_or_a_dict():
+    image, vector = torch.randn(2, 3, 8, 8), torch.randn(2, 5)
+    by_position = summary(TwoInputs(), input_data=(image, vector))
+    by_name = summary(TwoInputs(), input_data={"image": image, "vector": vector})
+    # a batch of 2: 4x8x8 conv outputs of 3*3*3 MACs each, 4 linear outputs of 5 MACs each
+    assert by_position.total["macs"] == by_name.total["macs"] == 2 * (4 * 64 * 27 + 4 * 5)
+    assert by_position.ran_on == "meta" and by_position.input_size == (3, 8, 8)
+    assert [i["name"] for i in by_position.inputs] == ["input0", "input1"]
+    assert by_name.inputs[1] == {"name": "vector", "shape": [2, 5], "dtype": "float32"}
+    # the field of the map the mean read: one 3x3 conv padded by 1
+    assert by_name.total["receptive_field"] == {"size": 3, "stride": 1, "start": -1}
+    assert by_name.total["training_bytes"] is None and "Inputs: image 2x3x8x8" in by_name.render()
+
+
+class BagOfWords(nn.Module):
+    """Token ids -> embedding -> mean over the sequence -> linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed(ids).mean(1))
+
+
+def test_integer_token_ids():
+    result = summary(BagOfWords(), input_data=torch.randint(0, 100, (2, 7)))
+    assert result.total["params"] == 100 * 16 + 16 * 3 + 3
+    assert result.total["macs"] == 2 * 3 * 16  # the embedding is a lookup
+    assert result.inputs[0]["dtype"] == "int64" and result.total["receptive_field"] is None
+    assert result.uncounted_ops == []
+
+
+class Branchy(nn.Module):
+    """A 3x3 or a 5x5 conv, chosen by the sign of the input's mean; counts its calls in a buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.small, self.large = nn.Conv2d(1, 2, 3), nn.Conv2d(1, 2, 5)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.small(x) if x.mean() > 0 else self.large(x)
+
+
+def test_value_dependent_forward_runs_on_real_tensors_and_changes_nothing():
+    net = Branchy()
+    positive = summary(net, input_data=torch.ones(1, 1, 8, 8))
+    negative = summary(net, input_data=-torch.ones(1, 1, 8, 8))
+    assert positive.ran_on == negative.ran_on == "cpu" and "meta tensors cannot run" in positive.notes[0]
+    assert positive.total["macs"] == 2 * 6 * 6 * 9 and negative.total["macs"] == 2 * 4 * 4 * 25
+    assert positive.total["receptive_field"] == {"size": 3, "stride": 1, "start": 0}
+    assert net.calls.item() == 0  # the buffers were copies
+    assert summary(net, (1, 8, 8)).ran_on == "cpu"  # a shape alone: a fixed random image decides the branch
+    with torch.device("meta"):
+        weightless = Branchy()
+    with pytest.raises(InputSizeError, match="cannot run on the given inputs"):
+        summary(weightless, input_data=torch.ones(1, 1, 8, 8))
+
+
+@pytest.mark.slow
+def test_detection_model_runs_on_real_tensors():
+    # Box selection (nonzero, topk, nms) depends on values: meta tensors cannot run it.
+    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None, num_classes=3)
+    anchors = model.rpn.anchor_generator.cell_anchors[0]
+    result = summary(model, input_data=([torch.rand(3, 64, 48)],))
+    assert result.ran_on == "cpu" and result.total["params"] == sum(p.numel() for p in model.parameters())
+    assert [o["name"] for o in result.total["outputs"]] == ["0.boxes", "0.labels", "0.scores"]
+    assert sum(r["macs"] for r in result.layers) == result.total["macs"] > 0
+    # a module that keeps tensors it made in forward keeps its own (the meta attempt converted them)
+    assert model.rpn.anchor_generator.cell_anchors[0] is anchors
+
+
+# --------------------------------------------------------------------------------------------------
 # Bad input and the CLI
 # --------------------------------------------------------------------------------------------------
 
@@ -286,19 +424,37 @@ def test_parse_input_size():
 
 @pytest.mark.parametrize("text", ["28x28x", "28", "axbxc", "0x28x28", "", "1x-3x3"])
 def test_parse_input_size_rejects(text):
-    with pytest.raises(ValueError, match="CxHxW"):
+    with pytest.raises(InputSizeError, match="CxHxW"):
         parse_input_size(text)
 
 
+@pytest.mark.parametrize("text, channels_first", [("224x224x3", "3x224x224"), ("28x28x1", "1x28x28"),
+                                                  ("32x48x4", "4x32x48")])
+def test_parse_input_size_rejects_channels_last(text, channels_first):
+    # 224x224x3 would otherwise build a network for 224 channels
+    with pytest.raises(InputSizeError, match=f"channels first: {channels_first}"):
+        parse_input_size(text)
+    assert parse_input_size(channels_first) == tuple(int(v) for v in channels_first.split("x"))
+
+
 def test_summary_errors_are_one_clear_sentence():
-    with pytest.raises(ValueError, match="input size"):
+    with pytest.raises(InputSizeError, match="input size"):
         summary(tiny_net())
-    with pytest.raises(ValueError, match="depth"):
+    with pytest.raises(ConfigError, match="depth"):
         summary(tiny_net(), (1, 8, 8), depth=-1)
-    with pytest.raises(ValueError, match="cannot run on a 3x8x8 input"):
-        summary(tiny_net(), (3, 8, 8))
-    with pytest.raises(ValueError, match="registered name"):
+    with torch.device("meta"):  # weights on meta: no real forward to fall back on
+        net = tiny_net()
+    for model in (net, tiny_net()):
+        with pytest.raises(InputSizeError, match="cannot run on a 3x8x8 input"):
+            summary(model, (3, 8, 8))
+    with pytest.raises(ConfigError, match="registered name"):
         summary(tiny_net(), (1, 8, 8), num_classes=3)
+    with pytest.raises(ConfigError, match="not both"):
+        summary(tiny_net(), (1, 8, 8), input_data=torch.zeros(1, 1, 8, 8))
+    with pytest.raises(InputSizeError, match="channels first: 1x28x28"):
+        summary(tiny_net(), (28, 28, 1))
+    with pytest.raises(ValueError, match="bogus"):  # the builder says which options it takes
+        summary("resnet20", bogus=1)
 
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet152"])
@@ -317,7 +473,15 @@ def test_cli_summary_json(capsys):
     assert payload["layers"][0]["receptive_field"] == {"size": 3, "stride": 1, "start": -1}
 
 
-@pytest.mark.parametrize("fmt, marker", [("table", "Receptive field of the last feature map"),
+def test_cli_summary_by_operator(capsys):
+    assert cli.main(["summary", "resnet20", "--input", "1x28x28", "--by-operator", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["operator"] == "convolution" and rows[-1]["operator"] == "(total)"
+    macs = summary("resnet20", (1, 28, 28)).total["macs"]
+    assert sum(int(r["macs"]) for r in rows[:-1]) == int(rows[-1]["macs"]) == macs
+
+
+@pytest.mark.parametrize("fmt, marker", [("table", "Receptive field of the main output's feature map"),
                                          ("markdown", "|---|"), ("csv", "name,type,output_shape")])
 def test_cli_summary_formats(capsys, fmt, marker):
     assert cli.main(["summary", "lenet5", "--format", fmt, "--depth", "2"]) == 0
@@ -326,7 +490,10 @@ def test_cli_summary_formats(capsys, fmt, marker):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["summary", "lenet5", "--input", "1x28"], "(B, C, H, W)"),
+    (["summary", "lenet5", "--input", "1x28"], "takes one image as CxHxW (e.g. 1x32x32); 1x28 is the wrong shape"),
+    (["summary", "lenet5", "--input", "1x1x28x28"], "1x1x28x28 is the wrong shape; leave out the batch size"),
+    (["summary", "resnet18", "--input", "224x224x3"], "channels first: 3x224x224"),
+    (["summary", "resnet18", "--depth", "-1"], "depth must be 0 or more"),
     (["summary", "lenet5", "--input", "28x28x"], "CxHxW"),
     (["summary", "lenett5"], "unknown model"),
     (["summary", "resnet20", "drop_rate"], "key=value"),

@@ -14,6 +14,7 @@ from torch import nn
 
 from cnnlab.analysis.summary import Summary, summary
 from cnnlab.analysis.table import human, render
+from cnnlab.errors import ConfigError
 
 __all__ = [
     "COMPARE_COLUMNS",
@@ -66,7 +67,7 @@ def compare_models(models: Sequence[ModelSpec], input_size: Sequence[int] | str 
     input (an ``input`` column says which).
     """
     if not models:
-        raise ValueError("name at least one network to compare")
+        raise ConfigError("name at least one network to compare")
     rows = []
     for spec in models:
         if isinstance(spec, str):
@@ -104,9 +105,9 @@ def reference_rows(dataset: str = "imagenet", models: Sequence[str] | None = Non
     import torchvision.models as tvm
 
     if dataset.lower() not in REFERENCE_DATASETS:
-        raise ValueError(f"no reference figures for {dataset!r}; available: {', '.join(REFERENCE_DATASETS)}")
+        raise ConfigError(f"no reference figures for {dataset!r}; available: {', '.join(REFERENCE_DATASETS)}")
     if weights not in ("original", "best"):
-        raise ValueError(f"weights must be 'original' or 'best', got {weights!r}")
+        raise ConfigError(f"weights must be 'original' or 'best', got {weights!r}")
     available = tvm.list_models(module=tvm)
     names = available if models is None else [_torchvision_name(m, available) for m in models]
     rows = []
@@ -137,7 +138,7 @@ def _torchvision_name(name: str, available: Sequence[str]) -> str:
 
     if is_model(name) and get_model_info(name).torchvision in available:
         return get_model_info(name).torchvision
-    raise ValueError(f"{name!r} has no torchvision counterpart with ImageNet weights; "
+    raise ConfigError(f"{name!r} has no torchvision counterpart with ImageNet weights; "
                      f"`cnnlab compare --reference imagenet` lists those that have")
 
 
@@ -145,9 +146,11 @@ def _percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def _field(value: Mapping[str, Any] | None) -> str:
+def _field(value: Mapping[str, Any] | str | None) -> str:
     if not value:
         return "-"
+    if isinstance(value, str):  # "global"
+        return value
     size, stride = value["size"], value["stride"]
     size = "x".join(str(v) for v in size) if isinstance(size, list) else str(size)
     stride = "x".join(f"{v:g}" for v in stride) if isinstance(stride, list) else f"{stride:g}"

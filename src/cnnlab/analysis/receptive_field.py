@@ -15,8 +15,10 @@ input unit), so each axis is tracked exactly as a pattern that repeats every few
 and :meth:`Field.unit_span` gives any unit's exact field.
 
 The summary (``cnnlab.analysis.summary``) propagates a :class:`Field` through every tensor operation of a
-forward pass on meta tensors, so residual additions, Inception branches, DenseNet's concatenations and
-U-Net skips take the union of their inputs' fields, as the graph runs them.
+forward pass (``cnnlab.analysis.field_trace``), so residual additions, Inception branches, DenseNet's
+concatenations and U-Net skips take the union of their inputs' fields, as the graph runs them, and
+channels-last blocks, token sequences and attention windows are followed through their permutes and
+reshapes.
 :func:`gradient_receptive_field` measures the same thing independently, from the support of the input
 gradient of one output unit.
 
@@ -33,6 +35,8 @@ Conventions worth knowing:
   cubic taps with weight 0 (a source position exactly on an input unit) are not counted.
 - Multiplying a map by a broadcast context vector (squeeze-excitation) gives every unit the context's
   field; when that contains every unit's own field, the result has stride 0: all units see one region.
+  When that region holds the whole input, the field is reported as "global" (so is attention over all
+  tokens).
 """
 
 from __future__ import annotations
@@ -42,19 +46,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.models.layers import conv_out_size
+from cnnlab.errors import ConfigError, InputSizeError
 
-__all__ = ["Field", "Traced", "conv_output_size", "gradient_receptive_field", "op_field", "union"]
-
-
-# The arithmetic of the notes: re-exported so the summary, the docs and the models share one formula.
-conv_output_size = conv_out_size
+__all__ = ["Axis", "Field", "gradient_receptive_field", "union", "union_axis"]
 
 
 def _plain(value: Fraction) -> int | float:
@@ -108,13 +107,31 @@ class Axis:
         """
         a, b = ratio.numerator, ratio.denominator
         step = self.period // math.gcd(a, self.period) if a else 1
-        period, advance = b * step, a * step  # output units per repeat, input units they advance
+        return self.regroup(b * step, a * step, taps)  # output units per repeat, input units they advance
+
+    def regroup(self, period: int, advance: int, taps: Callable[[int], Sequence[int]]) -> Axis:
+        """The axis whose unit ``o < period`` reads input units ``taps(o)``, and unit ``o + period`` those
+        moved by ``advance`` (a whole number of this axis's periods)."""
         spans = []
         for o in range(period):
-            units = list(taps(o))
-            firsts, lasts = zip(*(self.span(u) for u in units))
+            firsts, lasts = zip(*(self.span(u) for u in taps(o)))
             spans.append((min(firsts), max(lasts)))
         return _shortest(Axis(period, self.shift * advance // self.period, tuple(spans)))
+
+    def blocks(self, block: int) -> Axis:
+        """Every unit sees the union over its block of ``block`` units: [block * (u // block), + block)."""
+        length = math.lcm(block, self.period)
+        return self.regroup(length, length, lambda o: range(o - o % block, o - o % block + block))
+
+    def extent(self, n: int) -> tuple[int, int]:
+        """(first, last) input pixel seen by any of units 0 .. n-1."""
+        first = min(self.span(u)[0] for u in range(min(n, self.period)))
+        last = max(self.span(u)[1] for u in range(max(0, n - self.period), max(n, 1)))
+        return first, last
+
+    def mixed(self, n: int) -> Axis:
+        """Every unit sees what units 0 .. n-1 see together: stride 0."""
+        return Axis(1, 0, (self.extent(n),))
 
     def window(self, kernel: int, stride: int, padding: int, dilation: int) -> Axis:
         """After a convolution or pooling window: unit o reads units o*s - p + t*d, t = 0..k-1."""
@@ -155,6 +172,15 @@ class Field:
     def of_input(cls, ndim: int) -> Field:
         """The input itself: every pixel sees itself."""
         return cls(tuple(Axis.of_input() for _ in range(ndim)))
+
+    def with_axis(self, index: int, axis: Axis) -> Field:
+        """This field with axis ``index`` replaced."""
+        return Field(self.axes[:index] + (axis,) + self.axes[index + 1:], self.is_global)
+
+    def is_whole_input(self, lengths: Sequence[int]) -> bool:
+        """Whether every unit sees one region (stride 0 on every axis) holding the whole input of ``lengths``."""
+        return all(a.shift == 0 and a.spans[0][0] <= 0 and a.spans[0][1] >= n - 1
+                   for a, n in zip(self.axes, lengths))
 
     @property
     def ndim(self) -> int:
@@ -231,11 +257,12 @@ def union(fields: Sequence[Field], context: Sequence[Field] = (), lengths: Seque
         parts = [f.axes[a] for f in fields]
         moving = [p for p in parts if p.shift != 0]
         still = [p for p in parts if p.shift == 0] + [c.axes[a] for c in context]
-        axes.append(_union_axes(moving, still, n))
+        axes.append(union_axis(moving, still, n))
     return Field(tuple(axes), all(f.is_global for f in (*fields, *context)))
 
 
-def _union_axes(moving: list[Axis], still: list[Axis], n: int) -> Axis:
+def union_axis(moving: list[Axis], still: list[Axis], n: int) -> Axis:
+    """Union at each unit of ``n`` along one axis: ``moving`` parts on one grid, ``still`` ones the same for all."""
     region = None
     if still:
         region = (min(lo for p in still for lo, _ in p.spans), max(hi for p in still for _, hi in p.spans))
@@ -254,299 +281,6 @@ def _union_axes(moving: list[Axis], still: list[Axis], n: int) -> Axis:
         return Axis(1, 0, (region,))  # every unit sees the whole region: stride 0
     return Axis(grid.period, grid.shift,
                 tuple((min(lo, region[0]), max(hi, region[1])) for lo, hi in grid.spans))
-
-
-def _union_grid(fields: Sequence[Field]) -> Field:
-    """Union at each unit of maps on one grid (no output length known: stationary parts never cover)."""
-    return union(fields, (), [1 << 30] * fields[0].ndim)
-
-
-# --------------------------------------------------------------------------------------------------
-# Propagation through ATen operations (used by the summary's trace over meta tensors).
-# --------------------------------------------------------------------------------------------------
-
-
-class Traced(NamedTuple):
-    """The field a traced tensor carries; ``spatial`` is False once its last axes stopped being the map's."""
-
-    field: Field
-    spatial: bool
-
-
-Lookup = Callable[[torch.Tensor], "Traced | None"]
-
-_aten = torch.ops.aten
-_CONV = {_aten.convolution, _aten._convolution}
-_MAX_POOLS = {_aten.max_pool1d_with_indices, _aten.max_pool2d_with_indices, _aten.max_pool3d_with_indices,
-              _aten.max_pool1d, _aten.max_pool2d, _aten.max_pool3d}
-_AVG_POOLS = {_aten.avg_pool1d, _aten.avg_pool2d, _aten.avg_pool3d}
-_ADAPTIVE = {_aten._adaptive_avg_pool2d, _aten._adaptive_avg_pool3d, _aten.adaptive_avg_pool1d,
-             _aten.adaptive_max_pool1d, _aten.adaptive_max_pool2d, _aten.adaptive_max_pool3d}
-_REDUCTIONS = {_aten.sum, _aten.mean, _aten.amax, _aten.amin, _aten.max, _aten.min, _aten.var, _aten.std,
-               _aten.logsumexp, _aten.norm, _aten.linalg_vector_norm, _aten.prod, _aten.argmax, _aten.argmin}
-_SOFTMAX = {_aten._softmax, _aten._log_softmax, _aten.softmax, _aten.log_softmax}
-_PADS = {_aten.constant_pad_nd, _aten.reflection_pad1d, _aten.reflection_pad2d, _aten.reflection_pad3d,
-         _aten.replication_pad1d, _aten.replication_pad2d, _aten.replication_pad3d}
-
-
-def op_field(func, args: tuple, kwargs: dict, out: torch.Tensor, lookup: Lookup, naxes: int) -> Traced | None:
-    """The field of ``out``, one output of the ATen call ``func(*args, **kwargs)``.
-
-    ``lookup`` gives the traced field of an input tensor (None for weights and constants); ``naxes`` is
-    the number of spatial axes of the network's input. Returns None when no input carries a field.
-    """
-    packet = func.overloadpacket
-    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-    tx = lookup(x) if x is not None else None
-    if tx is not None and tx.spatial and naxes:
-        rule = _RULES.get(packet)
-        if rule is None and packet in _REDUCTIONS:
-            rule = _reduction
-        if rule is not None:
-            return rule(func, args, kwargs, x, tx, out, naxes)
-    if packet is _aten.cat:
-        return _concatenation(func, args, kwargs, out, lookup, naxes)
-    return _elementwise(_tensor_args(args, kwargs), out, lookup, naxes)
-
-
-def _tensor_args(args: tuple, kwargs: dict) -> list[torch.Tensor]:
-    found: list[torch.Tensor] = []
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, torch.Tensor):
-            found.append(value)
-        elif isinstance(value, list | tuple):
-            found.extend(v for v in value if isinstance(v, torch.Tensor))
-    return found
-
-
-def _spatial_dims(t: torch.Tensor, naxes: int) -> list[int]:
-    return list(range(t.dim() - naxes, t.dim()))
-
-
-def _flat(t: torch.Tensor, traced: Traced, naxes: int) -> Field:
-    """Field of any unit once the map's layout is gone: the union over all its units."""
-    if not traced.spatial:
-        return traced.field
-    return traced.field.reduced(range(naxes), t.shape[-naxes:])
-
-
-def _elementwise(tensors: list[torch.Tensor], out: torch.Tensor, lookup: Lookup, naxes: int) -> Traced | None:
-    traced = [(t, tr) for t in tensors if (tr := lookup(t)) is not None]
-    if not traced:
-        return None
-    if naxes and out.dim() >= naxes:
-        trailing = tuple(out.shape[-naxes:])
-        full, context, misfit = [], [], []
-        for t, tr in traced:
-            if tr.spatial and t.dim() >= naxes and tuple(t.shape[-naxes:]) == trailing:
-                full.append(tr.field)
-            elif not tr.spatial or all(s == 1 for s in t.shape[-naxes:]):
-                context.append(_flat(t, tr, naxes))
-            else:
-                misfit.append(tr)
-        if full and not misfit:
-            return Traced(union(full, context, trailing), True)
-        if not full and not misfit and all(s == 1 for s in trailing):
-            return Traced(_union_grid(context), True)  # e.g. (B, C) viewed as (B, C, 1, 1)
-    return Traced(_union_grid([_flat(t, tr, naxes) for t, tr in traced]), False)
-
-
-def _concatenation(func, args, kwargs, out, lookup: Lookup, naxes: int) -> Traced | None:
-    tensors = list(args[0])
-    dim = _arg(func, args, kwargs, "dim", 0) % out.dim()
-    traced = [(t, tr) for t in tensors if (tr := lookup(t)) is not None]
-    if not traced:
-        return None
-    if naxes and dim in _spatial_dims(out, naxes):  # joined along the map's own axis: its grid is broken
-        return Traced(_union_grid([_flat(t, tr, naxes) for t, tr in traced]), False)
-    return _elementwise(tensors, out, lookup, naxes)
-
-
-def _arg(func, args: tuple, kwargs: dict, name: str, default=None):
-    if name in kwargs:
-        return kwargs[name]
-    for i, arg in enumerate(func._schema.arguments):
-        if arg.name == name:
-            return args[i] if i < len(args) and args[i] is not None else default
-    return default
-
-
-def _ints(value, count: int, default: int) -> list[int]:
-    if value is None or (isinstance(value, list | tuple) and len(value) == 0):
-        return [default] * count
-    values = [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
-    return values * count if len(values) == 1 else values
-
-
-def _window(kernel: list[int], stride: list[int], padding: list[int], dilation: list[int], x: torch.Tensor,
-            tx: Traced, out: torch.Tensor, ceil_mode: bool) -> Traced | None:
-    # The notes' output-size formula must reproduce the traced shape; otherwise the reading of the
-    # arguments is wrong and no field is better than a wrong one.
-    for i, (k, s, p, d) in enumerate(zip(kernel, stride, padding, dilation)):
-        axis = x.dim() - len(kernel) + i
-        expected = conv_output_size(x.shape[axis], k, s, p, d, ceil_mode)
-        if expected != out.shape[axis]:
-            return None
-    return Traced(tx.field.window(kernel, stride, padding, dilation), True)
-
-
-def _convolution(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    weight = args[1]
-    kernel = list(weight.shape[2:])
-    n = len(kernel)
-    stride = _ints(_arg(func, args, kwargs, "stride"), n, 1)
-    padding = _ints(_arg(func, args, kwargs, "padding"), n, 0)
-    dilation = _ints(_arg(func, args, kwargs, "dilation"), n, 1)
-    if _arg(func, args, kwargs, "transposed", False):
-        return Traced(tx.field.transposed(kernel, stride, padding, dilation), True)
-    return _window(kernel, stride, padding, dilation, x, tx, out, ceil_mode=False)
-
-
-def _pooling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    kernel_arg = _arg(func, args, kwargs, "kernel_size")
-    n = int(func.overloadpacket.__name__.split("pool")[1][0])  # max_pool2d_with_indices -> 2
-    kernel = _ints(kernel_arg, n, 1)
-    stride = _ints(_arg(func, args, kwargs, "stride"), n, 0)
-    stride = kernel if not any(stride) else stride
-    padding = _ints(_arg(func, args, kwargs, "padding"), n, 0)
-    dilation = _ints(_arg(func, args, kwargs, "dilation"), n, 1)
-    ceil_mode = bool(_arg(func, args, kwargs, "ceil_mode", False))
-    return _window(kernel, stride, padding, dilation, x, tx, out, ceil_mode)
-
-
-def _adaptive_pooling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    n = int(func.overloadpacket.__name__.rstrip("d")[-1])
-    rules, whole = [], True
-    for i in range(n):
-        size_in, size_out = x.shape[x.dim() - n + i], out.shape[out.dim() - n + i]
-        whole = whole and size_out == 1
-        # window o spans input units [floor(o n/m), ceil((o+1) n/m))
-        rules.append((Fraction(size_in, size_out),
-                      lambda o, n_=size_in, m=size_out: range(o * n_ // m, -(-(o + 1) * n_ // m))))
-    field = tx.field.gathered(rules)
-    return Traced(Field(field.axes, True) if whole else field, True)
-
-
-def _reduction(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    dims = _arg(func, args, kwargs, "dim")
-    if dims is None:
-        dims = list(range(x.dim()))
-    dims = [int(d) % x.dim() for d in (dims if isinstance(dims, list | tuple) else [dims])]
-    spatial = _spatial_dims(x, naxes)
-    axes = [spatial.index(d) for d in dims if d in spatial]
-    if not axes:
-        return _elementwise([x], out, lambda t: tx if t is x else None, naxes)
-    field = tx.field.reduced(axes, [x.shape[spatial[a]] for a in axes])
-    if bool(_arg(func, args, kwargs, "keepdim", False)):
-        return Traced(field, True)
-    return Traced(_flat(x, Traced(field, True), naxes), False)
-
-
-def _softmax(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    dim = int(_arg(func, args, kwargs, "dim")) % x.dim()
-    spatial = _spatial_dims(x, naxes)
-    if dim not in spatial:
-        return tx
-    a = spatial.index(dim)
-    return Traced(tx.field.reduced([a], [x.shape[dim]]), True)
-
-
-def _upsampling(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    name = func.overloadpacket.__name__
-    n = int(name.rstrip("d")[-1])
-    mode = name.split("_")[-1].rstrip("123d")  # nearest, exact, linear, bilinear, trilinear, bicubic
-    aligned = bool(_arg(func, args, kwargs, "align_corners", False))
-    scales = [_arg(func, args, kwargs, key) for key in ("scales_d", "scales_h", "scales_w", "scales")]
-    scales = [v for v in scales if v is not None]
-    scales = scales[0] if scales and isinstance(scales[0], list | tuple) else scales
-    rules = []
-    for i in range(n):
-        size_in, size_out = x.shape[x.dim() - n + i], out.shape[out.dim() - n + i]
-        scale = scales[i] if len(scales) == n else None
-        rules.append(_resampling_rule(mode, size_in, size_out, scale, aligned))
-    return Traced(tx.field.gathered(rules), True)
-
-
-def _resampling_rule(mode: str, size_in: int, size_out: int, scale: float | None,
-                     aligned: bool) -> tuple[Fraction, Callable[[int], list[int]]]:
-    """(input units per output unit, taps) of PyTorch's interpolation along one axis."""
-    if aligned and mode != "nearest" and mode != "exact":
-        ratio = Fraction(size_in - 1, size_out - 1) if size_out > 1 else Fraction(0)
-    elif scale:  # PyTorch uses 1/scale_factor, not in/out, when the caller gave a scale factor
-        ratio = Fraction(1 / scale).limit_denominator(10_000)
-    else:
-        ratio = Fraction(size_in, size_out)
-    ratio = ratio if ratio else Fraction(1)
-    if mode == "nearest":
-        return ratio, lambda o: [math.floor(o * ratio)]
-    if mode == "exact":
-        return ratio, lambda o: [math.floor((o + Fraction(1, 2)) * ratio)]
-    reach = 2 if mode == "bicubic" else 1  # taps on each side of the source position
-
-    def taps(o: int) -> list[int]:
-        src = o * ratio if aligned else (o + Fraction(1, 2)) * ratio - Fraction(1, 2)
-        base = math.floor(src)
-        if src == base:  # the source falls on a unit: the other taps have weight 0
-            return [base]
-        return list(range(base - reach + 1, base + reach + 1))
-
-    return ratio, taps
-
-
-def _padding(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    pad = [int(p) for p in args[1]]
-    pairs = len(pad) // 2  # pairs run from the last axis backwards
-    lefts = [pad[2 * (pairs - 1 - i)] for i in range(pairs)]  # left pad of the last `pairs` axes, in order
-    ones = [1] * pairs
-    return Traced(tx.field.window(ones, ones, lefts, ones), True)
-
-
-def _slicing(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    dim = int(_arg(func, args, kwargs, "dim", 0)) % x.dim()
-    spatial = _spatial_dims(x, naxes)
-    if dim not in spatial:
-        return tx
-    length = x.shape[dim]
-    first = _arg(func, args, kwargs, "start", 0)
-    first = 0 if first is None else int(first)
-    first = min(max(first + length if first < 0 else first, 0), length)
-    step = int(_arg(func, args, kwargs, "step", 1))
-    count = x.dim() - dim  # the rule applies to the trailing `count` axes; only the first of them moves
-    rest = [1] * (count - 1)
-    return Traced(tx.field.window([1, *rest], [step, *rest], [-first, *[0] * (count - 1)], [1, *rest]), True)
-
-
-def _reordering(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    spatial = _spatial_dims(x, naxes)
-    if func.overloadpacket is _aten.permute:
-        order = [int(d) % x.dim() for d in args[1]]
-        kept = order[x.dim() - naxes:] == spatial
-    else:
-        moved = {int(args[1]) % x.dim(), int(args[2]) % x.dim()}
-        kept = not (moved & set(spatial)) or len(moved) == 1
-    return tx if kept else Traced(_flat(x, tx, naxes), False)
-
-
-def _selection(func, args, kwargs, x, tx, out, naxes) -> Traced | None:
-    dim = int(args[1]) % x.dim()
-    return tx if dim not in _spatial_dims(x, naxes) else Traced(_flat(x, tx, naxes), False)
-
-
-_RULES: dict[object, Callable[..., Traced | None]] = {
-    **{p: _convolution for p in _CONV},
-    **{p: _pooling for p in _MAX_POOLS | _AVG_POOLS},
-    **{p: _adaptive_pooling for p in _ADAPTIVE},
-    **{p: _softmax for p in _SOFTMAX},
-    **{p: _padding for p in _PADS},
-    **{getattr(_aten, name): _upsampling for name in (
-        "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact1d",
-        "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d",
-        "upsample_trilinear3d", "upsample_bicubic2d")},
-    _aten.slice: _slicing,
-    _aten.permute: _reordering,
-    _aten.transpose: _reordering,
-    _aten.select: _selection,
-}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -588,7 +322,7 @@ def _as_average_pool(func: Callable, x: torch.Tensor, *args, **kwargs) -> torch.
         params = dict(zip(names, args)) | kwargs
         dilation = params.get("dilation", 1)
         if any(int(d) != 1 for d in ((dilation,) if isinstance(dilation, int) else dilation)):
-            raise ValueError("gradient_receptive_field cannot measure a dilated max pooling")
+            raise ConfigError("gradient_receptive_field cannot measure a dilated max pooling")
         stride = params.get("stride")
         pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[dims]
         kernel = params["kernel_size"]
@@ -634,7 +368,7 @@ def gradient_receptive_field(model: nn.Module, input_size: Sequence[int], unit: 
     if layer is not None:
         modules = dict(probe.named_modules())
         if layer not in modules:
-            raise ValueError(f"no module named {layer!r} in {type(model).__name__}")
+            raise ConfigError(f"no module named {layer!r} in {type(model).__name__}; named_modules() lists them")
         handle = modules[layer].register_forward_hook(lambda m, i, o: captured.append(o))
     x = torch.ones((1, *input_size), dtype=torch.float64, requires_grad=True)
     try:
@@ -649,7 +383,7 @@ def gradient_receptive_field(model: nn.Module, input_size: Sequence[int], unit: 
     spatial = fmap.shape[2:]
     index = tuple(unit) if unit is not None else tuple(n // 2 for n in spatial)
     if len(index) != len(spatial):
-        raise ValueError(f"unit {index} has {len(index)} indices; the map has {len(spatial)} spatial axes")
+        raise InputSizeError(f"unit {index} has {len(index)} indices; the map has {len(spatial)} spatial axes")
     fmap[(0, slice(None), *index)].sum().backward()
     support = x.grad[0].abs().sum(0) > 0  # (H, W): pixels that reach the unit
     spans = []

@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cnnlab.errors import ConfigError
+
 __all__ = ["FORMATS", "human", "render"]
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -25,7 +27,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str = "table", columns: Sequence
            formatters: dict[str, Callable[[Any], str]] | None = None, extra: dict[str, Any] | None = None) -> str:
     """Rows as text. ``formatters`` apply to table/markdown only; CSV and JSON keep raw values."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     columns = list(columns or (rows[0].keys() if rows else []))
     if fmt == "json":
         payload: Any = [{c: r.get(c) for c in columns} for r in rows]

@@ -1,7 +1,16 @@
-"""The zoo table: every registered network with its size and cost at its family's standard input."""
+"""The zoo table: every registered network with its size and cost at its family's standard input.
+
+Building a hundred networks to count them takes half a minute, so the counts of cnnlab's own networks
+ship as package data (``zoo_counts.json``), written by ``tests/golden/regen_counts.py`` from
+:func:`live_counts`; ``tests/test_golden_counts.py`` checks every entry against a live count, so the
+table cannot go stale unnoticed. Networks missing from it (registered by a user) are counted live.
+"""
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib import resources
 from typing import Any
 
 import torch
@@ -9,25 +18,52 @@ import torch
 from cnnlab.analysis.counting import count_macs, count_params
 from cnnlab.models import create_model, get_model_info, list_models
 
-__all__ = ["ZOO_COLUMNS", "zoo_rows"]
+__all__ = ["COUNTS_FILE", "ZOO_COLUMNS", "live_counts", "packaged_counts", "zoo_rows"]
 
-ZOO_COLUMNS = ("name", "family", "params", "macs", "input", "takes_28x28", "torchvision")
+ZOO_COLUMNS = ("name", "family", "params", "macs", "input", "min_input", "torchvision")
+COUNTS_FILE = "zoo_counts.json"  # in this package
+
+
+def live_counts(name: str) -> dict[str, Any]:
+    """``{"input_size", "params", "macs"}`` of a registered network, built and counted on meta tensors now."""
+    info = get_model_info(name)
+    with torch.device("meta"):
+        model = create_model(name)
+    return {"input_size": list(info.input_size), "params": count_params(model),
+            "macs": count_macs(model, info.input_size)}
+
+
+@cache
+def packaged_counts() -> dict[str, dict[str, Any]]:
+    """The counts shipped with cnnlab, keyed by model name (``live_counts`` of each, when the table was made)."""
+    text = resources.files("cnnlab.analysis").joinpath(COUNTS_FILE).read_text()
+    return json.loads(text)["models"]
+
+
+def _counts(name: str, input_size: tuple[int, ...]) -> dict[str, Any]:
+    entry = packaged_counts().get(name)
+    if entry is not None and tuple(entry["input_size"]) == tuple(input_size):
+        return entry
+    return live_counts(name)
 
 
 def zoo_rows(pattern: str | None = None, family: str | None = None) -> list[dict[str, Any]]:
-    """One row per registered model matching ``pattern``: params and MACs counted on meta tensors."""
+    """One row per registered model matching ``pattern``: params and MACs at its standard input.
+
+    ``min_input`` is the smallest square side the network takes as it is built (``cnnlab train`` brings
+    smaller images up to it by padding or resizing).
+    """
     rows = []
     for name in list_models(pattern, family=family):
         info = get_model_info(name)
-        with torch.device("meta"):
-            model = create_model(name)
+        counts = _counts(name, info.input_size)
         rows.append({
             "name": name,
             "family": info.family,
-            "params": count_params(model),
-            "macs": count_macs(model, info.input_size),
+            "params": counts["params"],
+            "macs": counts["macs"],
             "input": "x".join(str(v) for v in info.input_size),
-            "takes_28x28": info.takes_28,
+            "min_input": info.min_size,
             "torchvision": info.torchvision or "",
         })
     return rows

@@ -29,7 +29,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the model zoo with parameters and MACs",
                        description="List registered networks: family, parameters, multiply-accumulates "
-                                   "(MACs) at the family's standard input, and whether 28x28 input fits.")
+                                   "(MACs) at the family's standard input (`input`), and the smallest square "
+                                   "side each takes as built (`min_input`). `cnnlab train` brings smaller "
+                                   "images up to it: zero padding when that adds at most a quarter (28x28 "
+                                   "Fashion-MNIST is padded to 32x32 for VGG), bilinear resizing beyond.")
     p.add_argument("pattern", nargs="?", help="substring or shell pattern, e.g. 'resnet*' or 'vgg'")
     p.add_argument("--family", help="only this family (e.g. resnet, densenet)")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
@@ -45,7 +48,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     size = parse_input_size(args.input) if args.input else None
-    print(summary(name, size, depth=args.depth, **kwargs).render(args.format), end="")
+    result = summary(name, size, depth=args.depth, **kwargs)
+    print(result.render(args.format, by_operator=args.by_operator), end="")
     return 0
 
 
@@ -59,9 +63,12 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
                    help="a registered model (`cnnlab models` lists them), with builder options after a colon, "
                         "e.g. vgg11:width_mult=0.25")
     p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="more builder options, e.g. drop_rate=0.2")
-    p.add_argument("--input", metavar="CxHxW", help="one image, e.g. 1x28x28 (default: the family's standard)")
+    p.add_argument("--input", metavar="CxHxW", help="one image, channels first, e.g. 1x28x28 (default: the "
+                                                   "family's standard)")
     p.add_argument("--depth", type=int, help="collapse modules deeper than this (1: stem, stages, head)")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's)")
+    p.add_argument("--by-operator", action="store_true",
+                   help="one row per ATen operator (calls, MACs, FLOPs) instead of one per layer")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
     p.set_defaults(func=_cmd_summary)
 

@@ -38,7 +38,7 @@ from cnnlab.models.layers import (
     LayerFactory,
     check_choice,
     check_rate,
-    conv_out_size,
+    conv_output_size,
     init_kaiming,
     make_act,
 )
@@ -84,10 +84,10 @@ def _stem_stride(stem: str) -> int:
 def _final_map_size(size: int, stem: str, num_blocks: int) -> int:
     """Side of the last dense block's map for a square input of ``size``; 0 when the network cannot run."""
     if stem == "imagenet":
-        size = conv_out_size(size, 7, stride=2, padding=3)
-        size = conv_out_size(size, 3, stride=2, padding=1) if size >= 1 else 0
+        size = conv_output_size(size, 7, stride=2, padding=3)
+        size = conv_output_size(size, 3, stride=2, padding=1) if size >= 1 else 0
     for _ in range(num_blocks - 1):
-        size = conv_out_size(size, 2, stride=2) if size >= 1 else 0  # a transition's 2x2 average pool
+        size = conv_output_size(size, 2, stride=2) if size >= 1 else 0  # a transition's 2x2 average pool
     return max(size, 0)
 
 

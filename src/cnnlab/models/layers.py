@@ -27,7 +27,7 @@ __all__ = [
     "check_rate",
     "check_width",
     "classifier_layer",
-    "conv_out_size",
+    "conv_output_size",
     "drop_path",
     "init_kaiming",
     "make_act",
@@ -54,8 +54,8 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
     return new
 
 
-def conv_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
-                  ceil_mode: bool = False) -> int:
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
     """Output length of a convolution or pooling: floor((n + 2p - d(k-1) - 1) / s) + 1."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1

@@ -23,7 +23,7 @@ from torch import nn
 
 from cnnlab.models._base import FeatureInfo, ZooModel
 from cnnlab.models._registry import StateDict, Variant, register_converter, register_variants, remap_keys
-from cnnlab.models.layers import ConvNormAct, LayerFactory, check_rate, conv_out_size, make_act
+from cnnlab.models.layers import ConvNormAct, LayerFactory, check_rate, conv_output_size, make_act
 
 __all__ = [
     "VARIANTS",
@@ -47,9 +47,9 @@ def _pool() -> nn.MaxPool2d:
 
 def _final_map_size(size: int, stem_kernel: int, num_stages: int) -> int:
     """Side of the last fire module's map for a square input of ``size``; 0 when the network cannot run."""
-    size = conv_out_size(size, stem_kernel, stride=2)
+    size = conv_output_size(size, stem_kernel, stride=2)
     for _ in range(num_stages):  # the stem's pool and one before every later stage
-        size = conv_out_size(size, 3, stride=2, ceil_mode=True) if size >= 1 else 0
+        size = conv_output_size(size, 3, stride=2, ceil_mode=True) if size >= 1 else 0
     return max(size, 0)
 
 
