@@ -7,5 +7,23 @@ re-exports them all, and imports nothing from the rest of cnnlab, so every layer
 """
 
 from cnnlab.plots.comparison import accuracy_vs_time, complexity_chart, learning_curves
+from cnnlab.plots.experiments import (
+    augmentation_figure,
+    batch_size_figure,
+    ensemble_figure,
+    fine_tuning_figure,
+    learning_rate_figure,
+    variants_figure,
+)
 
-__all__ = ["accuracy_vs_time", "complexity_chart", "learning_curves"]
+__all__ = [
+    "accuracy_vs_time",
+    "augmentation_figure",
+    "batch_size_figure",
+    "complexity_chart",
+    "ensemble_figure",
+    "fine_tuning_figure",
+    "learning_curves",
+    "learning_rate_figure",
+    "variants_figure",
+]
