@@ -63,11 +63,17 @@ def test_batchnorm_batch_size_rule():
     verdict, best = batchnorm_batch_size.decide(test, val)
     # The compared batch is the best larger one on validation (batch 2 itself is never the reference).
     assert best == {"batchnorm": 8, "layernorm": 32}
-    assert verdict.status == "holds"
-    ln_drops = {**test, "layernorm": {2: LOW, 8: HIGH, 32: HIGH}}
-    assert batchnorm_batch_size.decide(ln_drops, val)[0].status == "does not hold"
+    assert verdict.status == "holds"  # batch norm - layer norm: 0 at batch 8, -10 points at batch 2
+    # Both drop together at batch 2: the steps, not batch norm's statistics, did it (the first part is
+    # inconclusive), and layer norm's own drop fails the second part.
+    both = {**test, "layernorm": {2: LOW, 8: HIGH, 32: HIGH}}
+    verdict = batchnorm_batch_size.decide(both, val)[0]
+    assert verdict.status == "does not hold" and "minus layer norm's" in verdict.measured
+    assert verdict.measured.index("inconclusive") < verdict.measured.index("(layer norm does not")
     bn_flat = {**test, "batchnorm": flat}
     assert batchnorm_batch_size.decide(bn_flat, val)[0].status == "inconclusive at this budget"
+    bn_better_small = {**test, "batchnorm": {2: [0.99] * 3, 8: HIGH, 32: HIGH}}
+    assert batchnorm_batch_size.decide(bn_better_small, val)[0].status == "does not hold"
 
 
 def _counts(params: int, fields: list[int]) -> dict:

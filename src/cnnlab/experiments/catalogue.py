@@ -236,9 +236,10 @@ def combine_verdicts(parts: Sequence[tuple[str, Verdict]]) -> Verdict:
     statuses = [v.status for _, v in parts]
     status = ("does not hold" if "does not hold" in statuses
               else "holds" if all(s == "holds" for s in statuses) else "inconclusive at this budget")
-    rule = " ".join(f"({name}) {v.rule}." for name, v in parts)
-    rule += " The claim holds when every part holds, does not hold when any part does not; otherwise inconclusive"
-    measured = " ".join(f"({name}) {v.measured}: {v.status}." for name, v in parts)
+    # One Markdown list item per part, so verdict.md shows the parts one under the other.
+    rule = "".join(f"\n- ({name}) {v.rule}" for name, v in parts)
+    rule += "\n- The claim holds when every part holds, does not hold when any part does not; otherwise inconclusive"
+    measured = "".join(f"\n- ({name}) {v.measured}: {v.status}" for name, v in parts)
     return Verdict(status, rule, measured)
 
 

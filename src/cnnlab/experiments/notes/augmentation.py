@@ -54,7 +54,7 @@ class Plan:
 PLANS = {
     "tiny": Plan({"widths": (4, 8), "convs_per_stage": 1}, {**TINY_DATA, "epochs": 2}),
     "quick": Plan({"widths": (16, 32, 64), "convs_per_stage": 2},
-                  {"train_subset": 4000, "val_split": 1000, "epochs": 20, "batch_size": 128, "lr": 0.05}),
+                  {"train_subset": 4000, "val_split": 1000, "epochs": 30, "batch_size": 128, "lr": 0.05}),
     "full": Plan({"widths": (32, 64, 128), "convs_per_stage": 2},
                  {"train_subset": 10000, "val_split": 2000, "epochs": 40, "batch_size": 128, "lr": 0.05}),
 }
@@ -73,7 +73,7 @@ def decide(train_acc: dict[str, list[float]], test_acc: dict[str, list[float]]):
     """The verdict from per-seed clean training and test accuracies of both arms ("off", "on")."""
     gap = {arm: [tr - te for tr, te in zip(train_acc[arm], test_acc[arm])] for arm in ARMS}
     less = verdict_from_difference(gap["on"], gap["off"], claim_a_better=True, higher_is_better=False,
-                                   what="generalization gap (training minus test accuracy, points)",
+                                   what="generalization gap (training minus test accuracy)",
                                    labels=("with augmentation", "without"))
     better = verdict_from_difference(test_acc["on"], test_acc["off"], claim_a_better=True, what="test accuracy",
                                      labels=("with augmentation", "without"))
@@ -87,7 +87,7 @@ class Augmentation(Experiment):
     name = "augmentation"
     claim = "data augmentation reduces overfitting"
     source = "000: AlexNet; 003: AlexNet"
-    minutes = {"quick": 6, "full": 60}
+    minutes = {"quick": 4, "full": 40}
 
     def run(self, ctx: Context) -> Outcome:
         plan = PLANS[ctx.budget]

@@ -97,7 +97,7 @@ class BatchNormLearningRate(Experiment):
     name = "batchnorm-learning-rate"
     claim = "batch norm allows higher learning rates and converges faster"
     source = "002: Batch Normalization, Benefits of Batch Normalization"
-    minutes = {"quick": 9, "full": 55}
+    minutes = {"quick": 6, "full": 45}
 
     def run(self, ctx: Context) -> Outcome:
         plan = PLANS[ctx.budget]

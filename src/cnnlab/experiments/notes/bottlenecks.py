@@ -50,7 +50,7 @@ class Plan:
 
 PLANS = {
     "tiny": Plan(0.25, {**TINY_DATA, "epochs": 1}),
-    "quick": Plan(1.0, {"train_subset": 10000, "val_split": 2000, "epochs": 2, "batch_size": 128, "lr": 0.05}),
+    "quick": Plan(1.0, {"train_subset": 8000, "val_split": 1500, "epochs": 2, "batch_size": 128, "lr": 0.05}),
     "full": Plan(1.0, {"train_subset": 30000, "val_split": 5000, "epochs": 5, "batch_size": 128, "lr": 0.05}),
 }
 
@@ -88,7 +88,7 @@ class Bottlenecks(Experiment):
     name = "bottlenecks"
     claim = "1x1 bottlenecks cut an Inception module's cost without costing accuracy"
     source = "003: GoogleNet; 000: GoogLeNet, Network In Networks"
-    minutes = {"quick": 8, "full": 55}
+    minutes = {"quick": 8, "full": 60}
 
     def run(self, ctx: Context) -> Outcome:
         plan = PLANS[ctx.budget]

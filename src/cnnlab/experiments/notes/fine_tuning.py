@@ -54,7 +54,7 @@ PLANS = {
                  {**{k: v for k, v in TINY_DATA.items() if k != "val_split"}, "batch_size": 16, "val_split": 0.25}),
     "quick": Plan({"train_subset": 10000, "val_split": 2000, "epochs": 3}, {0.01: 50, 0.1: 5, 1.0: 2},
                   {"widths": (16, 32, 64), "convs_per_stage": 2}, {"batch_size": 64, "val_split": 0.2}),
-    "full": Plan({"val_split": 3000, "epochs": 6}, {0.01: 80, 0.1: 12, 1.0: 5},
+    "full": Plan({"val_split": 3000, "epochs": 10}, {0.01: 80, 0.1: 12, 1.0: 8},
                  {"widths": (16, 32, 64), "convs_per_stage": 2}, {"batch_size": 64, "val_split": 0.2}),
 }
 
@@ -87,7 +87,7 @@ class FineTuning(Experiment):
     claim = ("with little labelled data, a pretrained network fine-tuned beats one trained from scratch "
              "(don't be a hero)")
     source = "004: Advice for Architecture"
-    minutes = {"quick": 8, "full": 50}
+    minutes = {"quick": 6, "full": 20}
 
     def run(self, ctx: Context) -> Outcome:
         plan = PLANS[ctx.budget]

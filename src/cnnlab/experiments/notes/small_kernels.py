@@ -103,7 +103,7 @@ class SmallKernels(Experiment):
     claim = ("three stacked 3x3 convolutions see as far as one 7x7 with fewer parameters and do at least as well "
              "(two 3x3 and one 5x5 alike)")
     source = "003: VGGNet; 004: Layer Sizing Patterns"
-    minutes = {"quick": 8, "full": 50}
+    minutes = {"quick": 7, "full": 40}
 
     def run(self, ctx: Context) -> Outcome:
         plan = PLANS[ctx.budget]
