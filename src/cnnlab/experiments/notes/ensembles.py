@@ -1,7 +1,8 @@
 """ensembles: averaging the softmax outputs of several independently trained CNNs beats the best of them.
 
 Claim (notes 003, "AlexNet": "7 CNN ensemble: 18.2% -> 15.4%" top-5 error; Krizhevsky et al. 2012,
-Sec. 6): an ensemble of k networks has a lower error than its members, and the error falls with k.
+Sec. 6): an ensemble of networks has a lower error than its members. The figure also shows how the
+error falls with the number of members k; the verdict judges the whole ensemble.
 
 Measured: groups of k = 7 copies of the VGG-style probe (``probe_vgg``) that differ only in their seed
 (initial weights, data order); each group is one seed of the experiment. Every member's test-set
@@ -105,7 +106,7 @@ class Ensembles(Experiment):
     """k = 1..7 independently trained networks, softmax-averaged, against the best single member."""
 
     name = "ensembles"
-    claim = "an ensemble of CNNs beats its best member, and more members help (AlexNet's 7 CNNs)"
+    claim = "an ensemble of CNNs, their softmax outputs averaged, beats its best member (AlexNet's 7 CNNs)"
     source = "003: AlexNet (7 CNN ensemble)"
     minutes = {"quick": 5, "full": 45}
 
