@@ -15,6 +15,7 @@ live under ``DIR/runs/`` so a rerun reuses every finished training.
 from __future__ import annotations
 
 import difflib
+import json
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,9 +33,11 @@ __all__ = [
     "Experiment",
     "Outcome",
     "Verdict",
+    "combine_verdicts",
     "get_experiment",
     "list_experiments",
     "mean_and_spread",
+    "read_jsonl",
     "register_experiment",
     "run_experiment",
     "verdict_from_difference",
@@ -91,6 +94,18 @@ class Context:
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))
+
+    def run_dir(self, key: str, group: str = "runs") -> Path:
+        """The folder ``train`` trained job ``key`` of ``group`` into."""
+        return self.out / group / key
+
+    def history(self, key: str, group: str = "runs") -> list[dict[str, Any]]:
+        """The per-epoch metrics rows (train and validation loss and accuracy) of a trained job."""
+        return read_jsonl(self.run_dir(key, group) / "metrics.jsonl")
+
+    def curve(self, key: str, group: str = "runs") -> list[dict[str, Any]]:
+        """The training loss and accuracy of a trained job every ``log_every`` steps."""
+        return read_jsonl(self.run_dir(key, group) / "curve.jsonl")
 
 
 class Experiment:
@@ -211,3 +226,26 @@ def verdict_from_difference(a: Sequence[float], b: Sequence[float], *, claim_a_b
     if len(a) < 2 or len(b) < 2:
         measured += "; one seed: the spread is unknown, so the margin is 0"
     return Verdict(status, rule, measured)
+
+
+def combine_verdicts(parts: Sequence[tuple[str, Verdict]]) -> Verdict:
+    """A claim of several parts: it holds when every part holds, does not hold when any part does not,
+    and is inconclusive otherwise; the rule and the measurements of each part are kept, labelled."""
+    if not parts:
+        raise ValueError("no parts to combine")
+    statuses = [v.status for _, v in parts]
+    status = ("does not hold" if "does not hold" in statuses
+              else "holds" if all(s == "holds" for s in statuses) else "inconclusive at this budget")
+    # One Markdown list item per part, so verdict.md shows the parts one under the other.
+    rule = "".join(f"\n- ({name}) {v.rule}" for name, v in parts)
+    rule += "\n- The claim holds when every part holds, does not hold when any part does not; otherwise inconclusive"
+    measured = "".join(f"\n- ({name}) {v.measured}: {v.status}" for name, v in parts)
+    return Verdict(status, rule, measured)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file written by a run (none when it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -20,6 +20,7 @@ __all__ = [
     "freeze_backbone",
     "load_initial_weights",
     "prepare_model",
+    "reset_classifier",
     "split_outputs",
     "wrap_for_training",
 ]
@@ -97,6 +98,15 @@ def load_initial_weights(model: nn.Module, path: str, model_name: str) -> list[s
     return fresh
 
 
+def reset_classifier(model: nn.Module, num_classes: int) -> list[str]:
+    """A freshly initialized classifier for ``num_classes`` (``--new-head``); returns its weight names."""
+    if not hasattr(model, "reset_classifier"):
+        raise ConfigError(f"{type(model).__name__} cannot replace its classifier; leave out --new-head")
+    before = dict(model.named_parameters())
+    model.reset_classifier(num_classes)
+    return sorted(name for name, p in model.named_parameters() if before.get(name) is not p)
+
+
 def freeze_backbone(model: nn.Module) -> int:
     """Train only the classifier (``get_classifier()``); returns the number of trainable parameters left."""
     if not hasattr(model, "get_classifier"):
@@ -120,6 +130,8 @@ def prepare_model(
     model = build_model(cfg, num_classes, in_chans)
     if cfg.init and fresh:
         new_head = load_initial_weights(model, cfg.init, cfg.model)
+        if cfg.new_head:
+            new_head = reset_classifier(model, num_classes)
         say(f"started from {cfg.init}" + (f"; new classifier: {', '.join(new_head)}" if new_head else ""))
     if cfg.freeze_backbone:
         say(f"backbone frozen: {freeze_backbone(model):,} trainable parameters")

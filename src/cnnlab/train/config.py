@@ -184,6 +184,11 @@ class TrainConfig:
         "file (classifier layers of another class count are re-initialized)",
     )
     freeze_backbone: bool = _f(False, "with --init: train only the classifier")
+    new_head: bool = _f(
+        False,
+        "with --init: start the classifier afresh even when its class count matches the weights' (fine-tuning "
+        "on other classes of as many)",
+    )
 
     def validate(self) -> TrainConfig:
         """Raise one clear ``ConfigError`` (a ValueError) for an impossible setting; return self."""
@@ -221,6 +226,7 @@ class TrainConfig:
             between("threads", 1, inf),
             between("workers", 0, inf),
             (not self.freeze_backbone or self.init, "freeze_backbone needs --init weights to keep"),
+            (not self.new_head or self.init, "new_head needs --init weights to start the rest from"),
             (self.schedule != "multistep" or self.milestones, "the multistep schedule needs --milestones"),
             (
                 self.schedule != "plateau" or self.val_split > 0,

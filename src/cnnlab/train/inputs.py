@@ -274,7 +274,11 @@ def load_eval_source(
     cfg: TrainConfig,
     data_dir: str | None = None,
 ) -> BatchSource:
-    """The ``split`` ('test' or 'val') of the data set a checkpoint was trained on, for evaluation."""
+    """The ``split`` ('test', 'val', or 'train': the images it trained on) of the data set a checkpoint was
+    trained on, for evaluation (no augmentation)."""
+    if split not in ("test", "val", "train"):
+        raise ConfigError(f"split must be 'test', 'val' or 'train', got {split!r}")
+    part = 0 if split == "train" else 1  # (train, validation) of the carve-out
     name, data_dir = meta.dataset, data_dir or cfg.data_dir
     if canonical_dataset_name(name) is None:
         folders = find_folder_splits(name)
@@ -283,13 +287,13 @@ def load_eval_source(
             dataset = FolderDataset(folders["test"], size, chans, train=False, classes=meta.classes)
         else:
             full = FolderDataset(folders["train"], size, chans, train=False, classes=meta.classes)
-            dataset = full.subset(split_indices(len(full), cfg.val_split, cfg.split_seed)[1], train=False)
+            dataset = full.subset(split_indices(len(full), cfg.val_split, cfg.split_seed)[part], train=False)
         return FolderBatches(dataset, batch_size, device, False, cfg.workers or 0)
     splits = {k: select_classes(v, meta.class_subset) for k, v in load_arrays(name, data_dir, cfg.download).items()}
     if split == "test":
         arrays = splits["test"]
     else:
-        arrays = train_val_split(_training_pool(splits["train"], cfg), cfg.val_split, cfg.split_seed)[1]
+        arrays = train_val_split(_training_pool(splits["train"], cfg), cfg.val_split, cfg.split_seed)[part]
         if arrays is None:
             raise ConfigError("this run had no validation split (val_split 0); evaluate on the test split")
     if arrays.classes != meta.classes:
