@@ -133,6 +133,11 @@ class TrainConfig:
         "(e.g. 0.999) and evaluate it; default: off",
     )
     tta_flip: bool = _f(False, "evaluate on each image and its mirror image, averaging the predictions")
+    topk: int = _f(
+        5,
+        "also report top-k accuracy (the label among the k highest scores) for validation and test; "
+        "ImageNet's top-5 by default (with k >= the classes it is 100%)",
+    )
     # -- augmentation (per batch, on the device)
     crop_padding: int = _f(0, "random crop after zero-padding by this many pixels (0 = off)")
     hflip: bool = _f(False, "random horizontal flips")
@@ -198,6 +203,7 @@ class TrainConfig:
             between("epochs", 1, inf),
             between("batch_size", 1, inf),
             between("eval_batch_size", 1, inf),
+            between("topk", 1, inf),
             between("lr", 0, inf, lo_open=True),
             between("val_split", 0, inf),
             between("train_subset", 0, inf, lo_open=True),

@@ -319,7 +319,9 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
     """Validate, log the epoch, adjust the schedule, checkpoint."""
     cfg, val = run.cfg, None
     if run.data.val is not None:
-        val = evaluate(run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env)
+        val = evaluate(
+            run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk
+        )
     # Every rank takes rank 0's clock, so that time-budget plans agree.
     row = state.finish_epoch(val, main_value(run.local_wall(), run.env, run.device))
     if cfg.schedule == "plateau" and val and run.plateau.observe(val["accuracy"]):
@@ -363,13 +365,14 @@ def _finish(run: _Run, state: TrainState) -> dict:
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
         selected = f"best validation accuracy (epoch {state.best_epoch})"
-    test = evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env)
+    test = evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk)
     input_shape = (meta.in_chans, meta.input_size, meta.input_size)
     results = {
         "model": cfg.model,
         "data": meta.dataset,
         "run_dir": str(run.run_dir),
         "test_accuracy": test["accuracy"],
+        f"top{cfg.topk}_accuracy": test[f"top{cfg.topk}_accuracy"],  # test split, as torchvision's acc@5
         "test_loss": test["loss"],
         "test_images": test["count"],
         "selected": selected,
