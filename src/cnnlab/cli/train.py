@@ -53,7 +53,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from cnnlab.train import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.batch_size, args.tta_flip,
-                            args.device, args.topk)
+                            args.device, args.topk, args.ten_crop)
     top = r[f"top{args.topk}_accuracy"]
     print_json_or(args, r, f"{r['model']} on {r['data']} {r['split']}: accuracy {100 * r['accuracy']:.2f}%, "
                            f"top-{args.topk} {100 * top:.2f}% (loss {r['loss']:.4f}, {r['count']} images)")
@@ -71,6 +71,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with mirror images (default: as in training)")
     p.add_argument("--topk", type=int, default=5, help="also report top-k accuracy (default: 5)")
+    p.add_argument("--ten-crop", action="store_true",
+                   help="average the softmax over ten crops per image: four corners, centre, and their mirror "
+                        "images (AlexNet's test); tensor data crop the image padded by the run's --crop-padding")
     p.add_argument("--device", default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_eval)

@@ -11,7 +11,7 @@ from torch import nn
 from cnnlab.errors import CheckpointError, ConfigError
 from cnnlab.models import convert_torchvision, create_model, get_model_info
 from cnnlab.train.checkpoint import is_cnnlab_checkpoint, load_checkpoint
-from cnnlab.train.config import TrainConfig
+from cnnlab.train.config import TrainConfig, recipe_settings
 
 __all__ = [
     "AUX_LOSS_WEIGHTS",
@@ -42,7 +42,9 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     kwargs: dict = {**cfg.model_args, "num_classes": num_classes, "in_chans": in_chans}
     if cfg.drop_rate is not None:
         if not _takes(info.builder, "drop_rate"):
-            raise ConfigError(f"{cfg.model} has no dropout rate to set; leave out --drop-rate")
+            from_recipe = cfg.recipe is not None and "drop_rate" in recipe_settings(cfg.recipe)
+            origin = f" (the {cfg.recipe} recipe sets one: add --drop-rate none)" if from_recipe else ""
+            raise ConfigError(f"{cfg.model} has no dropout rate to set; leave out --drop-rate{origin}")
         kwargs["drop_rate"] = cfg.drop_rate
     try:
         return create_model(cfg.model, **kwargs)

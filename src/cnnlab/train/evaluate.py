@@ -14,7 +14,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.train.build import build_model, split_outputs
 from cnnlab.train.checkpoint import RunCheckpoint, load_run_checkpoint
 from cnnlab.train.distributed import DistEnv, all_reduce_sum
-from cnnlab.train.inputs import augment_from_meta, load_eval_source
+from cnnlab.train.inputs import augment_from_meta, check_ten_crop, load_eval_source
 from cnnlab.train.runtime import autocast, select_device
 
 __all__ = [
@@ -35,6 +35,16 @@ def _logits(model: nn.Module, x: torch.Tensor, tta_flip: bool) -> torch.Tensor:
         probs = logits.softmax(1) + split_outputs(model(x.flip(3)))[0].float().softmax(1)
         return (probs / 2).log()
     return logits
+
+
+def _batch_logits(
+    model: nn.Module, augment: BatchAugment, x_u8: torch.Tensor, tta_flip: bool, ten_crop: bool
+) -> torch.Tensor:
+    """Logits of a uint8 batch; over ten crops, the log of the mean softmax (AlexNet's test, Sec. 4.1)."""
+    if not ten_crop:
+        return _logits(model, augment.eval(x_u8), tta_flip)
+    probs = sum(split_outputs(model(view))[0].float().softmax(1) for view in augment.ten_crop(x_u8))
+    return (probs / 10).log()
 
 
 def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -62,10 +72,12 @@ def evaluate(
     tta_flip: bool = False,
     env: DistEnv | None = None,
     topk: int = 5,
+    ten_crop: bool = False,
 ) -> dict[str, float]:
     """Mean cross-entropy loss, accuracy and top-``topk`` accuracy (fractions) of ``model`` over ``source``.
 
     The top-k key is named by k (``top5_accuracy``); with k at least the number of classes it is 1.
+    ``ten_crop`` averages the softmax over ``augment.ten_crop``'s ten views (mirror images included).
     """
     _check_topk(topk)
     was_training = model.training
@@ -74,7 +86,7 @@ def evaluate(
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, correct, top-k correct, count
     for x_u8, y in source.batches(0):
         with autocast(device, amp_dtype):
-            logits = _logits(model, augment.eval(x_u8), tta_flip)
+            logits = _batch_logits(model, augment, x_u8, tta_flip, ten_crop)
         totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
         totals[1] += (logits.argmax(1) == y).sum()
         totals[2] += topk_hits(logits, y, topk)
@@ -125,23 +137,33 @@ def evaluate_checkpoint(
     tta_flip: bool | None = None,
     device: str = "auto",
     topk: int = 5,
+    ten_crop: bool = False,
 ) -> dict:
-    """Loss, accuracy and top-``topk`` accuracy of a checkpoint on its data set's test (or validation) split."""
+    """Loss, accuracy and top-``topk`` accuracy of a checkpoint on its data set's test (or validation) split.
+
+    ``ten_crop`` tests on ten crops per image (four corners, centre, mirror images): image folders crop the
+    model's input size out of the evaluation resize, tensor data the image zero-padded by the run's
+    ``crop_padding``.
+    """
     if split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
     _check_topk(topk)
     dev = select_device(device)
     model, ckpt = load_trained_model(path, dev)
     cfg = ckpt.config
-    source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir)
+    augment = augment_from_meta(ckpt.data, crop_padding=cfg.crop_padding)
+    if ten_crop and ckpt.data.kind == "tensor":
+        check_ten_crop(ckpt.data.dataset, cfg.crop_padding)
+    source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir, ten_crop)
     flip = cfg.tta_flip if tta_flip is None else tta_flip
-    result = evaluate(model, source, augment_from_meta(ckpt.data), tta_flip=flip, topk=topk)
+    result = evaluate(model, source, augment, tta_flip=flip, topk=topk, ten_crop=ten_crop)
     return {
         "checkpoint": str(path),
         "model": cfg.model,
         "data": ckpt.data.dataset,
         "split": split,
-        "tta_flip": flip,
+        "tta_flip": flip and not ten_crop,
+        "ten_crop": ten_crop,
         "topk": topk,
         **result,
     }

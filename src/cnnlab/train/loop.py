@@ -365,7 +365,9 @@ def _finish(run: _Run, state: TrainState) -> dict:
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
         selected = f"best validation accuracy (epoch {state.best_epoch})"
-    test = evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk)
+    test = evaluate(
+        model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk, cfg.ten_crop
+    )
     input_shape = (meta.in_chans, meta.input_size, meta.input_size)
     results = {
         "model": cfg.model,
@@ -375,6 +377,7 @@ def _finish(run: _Run, state: TrainState) -> dict:
         f"top{cfg.topk}_accuracy": test[f"top{cfg.topk}_accuracy"],  # test split, as torchvision's acc@5
         "test_loss": test["loss"],
         "test_images": test["count"],
+        "test_views": 10 if cfg.ten_crop else 2 if cfg.tta_flip else 1,  # predictions averaged per test image
         "selected": selected,
         "best_val_accuracy": state.best_val,
         "epochs_completed": state.epoch,
