@@ -10,6 +10,7 @@ from torch import nn
 
 from cnnlab.errors import CheckpointError, ConfigError
 from cnnlab.models import convert_torchvision, create_model, get_model_info
+from cnnlab.models._registry import load_pretrained, pretrained_options, pretrained_weights
 from cnnlab.train.checkpoint import is_cnnlab_checkpoint, load_checkpoint
 from cnnlab.train.config import TrainConfig, recipe_settings
 
@@ -40,6 +41,8 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     if info.task != "classification":
         raise ConfigError(f"{cfg.model} is a {info.task} network; `cnnlab train` trains image classifiers")
     kwargs: dict = {**cfg.model_args, "num_classes": num_classes, "in_chans": in_chans}
+    if cfg.pretrained:  # the same network whether or not the weights are loaded now (resume, evaluation)
+        kwargs = pretrained_options(cfg.model, kwargs)
     if cfg.drop_rate is not None:
         if not _takes(info.builder, "drop_rate"):
             from_recipe = cfg.recipe is not None and "drop_rate" in recipe_settings(cfg.recipe)
@@ -123,6 +126,10 @@ def prepare_model(
     if cfg.init and fresh:
         new_head = load_initial_weights(model, cfg.init, cfg.model)
         say(f"started from {cfg.init}" + (f"; new classifier: {', '.join(new_head)}" if new_head else ""))
+    if cfg.pretrained and fresh:
+        new_head = load_pretrained(model, cfg.model, progress=not cfg.quiet)
+        say(f"started from torchvision's {pretrained_weights(cfg.model)}"
+            + (f"; new classifier: {', '.join(new_head)}" if new_head else ""))
     if cfg.freeze_backbone:
         say(f"backbone frozen: {freeze_backbone(model):,} trainable parameters")
     if sync_bn:

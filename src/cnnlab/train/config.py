@@ -206,7 +206,17 @@ class TrainConfig:
         "start from these weights: a cnnlab checkpoint or a torchvision state_dict "
         "file (classifier layers of another class count are re-initialized)",
     )
-    freeze_backbone: bool = _f(False, "with --init: train only the classifier")
+    pretrained: bool = _f(
+        False,
+        "start from torchvision's published ImageNet weights of the model (downloaded once to torch's hub "
+        "cache); a classifier for another class count is new, 1-channel data gets the RGB filters summed",
+    )
+    freeze_backbone: bool = _f(False, "with --init or --pretrained: train only the classifier")
+    backbone_lr_mult: float = _f(
+        1.0,
+        "learning rate of everything but the classifier, as a multiple of --lr (e.g. 0.1 when fine-tuning "
+        "a new head on --pretrained or --init weights); the schedule scales both",
+    )
 
     def validate(self) -> TrainConfig:
         """Raise one clear ``ConfigError`` (a ValueError) for an impossible setting; return self."""
@@ -245,7 +255,16 @@ class TrainConfig:
             between("time_budget", 0, inf, lo_open=True),
             between("threads", 1, inf),
             between("workers", 0, inf),
-            (not self.freeze_backbone or self.init, "freeze_backbone needs --init weights to keep"),
+            (
+                not self.freeze_backbone or self.init or self.pretrained,
+                "freeze_backbone needs --init or --pretrained weights to keep",
+            ),
+            (not (self.init and self.pretrained), "give --init or --pretrained, not both"),
+            between("backbone_lr_mult", 0, inf, lo_open=True),
+            (
+                not (self.freeze_backbone and self.backbone_lr_mult != 1),
+                "a frozen backbone does not learn: leave out --backbone-lr-mult or --freeze-backbone",
+            ),
             (self.schedule != "multistep" or self.milestones, "the multistep schedule needs --milestones"),
             (
                 self.schedule != "plateau" or self.val_split > 0,

@@ -178,7 +178,7 @@ def _set_up(
     torch.manual_seed(cfg.seed + env.rank)  # dropout masks: a stream per process
     optimizer = build_optimizer(
         model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov, tuple(cfg.betas),
-        cfg.norm_bias_decay,
+        cfg.norm_bias_decay, cfg.backbone_lr_mult,
     )
     aug_gen = torch.Generator(device=device)
     aug_gen.manual_seed(cfg.seed)
@@ -256,7 +256,7 @@ def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
         for x_u8, y in run.data.train.batches(state.epoch, state.step_in_epoch):
             lr = config_lr(cfg, state.global_step, state.planned_steps(steps), steps, run.plateau.reductions)
             for group in run.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_mult", 1.0)  # the backbone's share when fine-tuning
             loss, correct = _train_step(run, x_u8, y)
             state.partial.lr = lr
             window += torch.stack([loss.float() * y.numel(), correct.float()])
