@@ -54,3 +54,12 @@ def test_evaluate_reports_topk_beside_top1():
     assert evaluate(model, source, augment, topk=10)["top10_accuracy"] == 1.0
     with pytest.raises(ConfigError, match="topk must be at least 1"):
         evaluate(model, source, augment, topk=0)
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "ensemble"])
+def test_help_texts_render(command, capsys):
+    from cnnlab.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and "--topk" in capsys.readouterr().out

@@ -138,7 +138,7 @@ class TrainConfig:
     topk: int = _f(
         5,
         "also report top-k accuracy (the label among the k highest scores) for validation and test; "
-        "ImageNet's top-5 by default (with k >= the classes it is 100%)",
+        "ImageNet's top-5 by default (with k >= the classes every label counts)",
     )
     # -- augmentation (per batch, on the device)
     crop_padding: int = _f(0, "random crop after zero-padding by this many pixels (0 = off)")
