@@ -59,8 +59,11 @@ def test_eval_prints_accuracy(cli_run, capsys):
     result = json.loads(capsys.readouterr().out)
     expected = json.loads((root / "run" / "results.json").read_text())["test_accuracy"]
     assert result["accuracy"] == pytest.approx(expected) and result["count"] == 40
-    assert main(["eval", str(root / "run"), "--split", "val", "--device", "cpu"]) == 0
-    assert "accuracy" in capsys.readouterr().out
+    assert result["top5_accuracy"] == pytest.approx(json.loads((root / "run" / "results.json").read_text())[
+        "top5_accuracy"])
+    assert main(["eval", str(root / "run"), "--split", "val", "--device", "cpu", "--topk", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "top-3" in out
 
 
 def test_predict_and_ensemble(cli_run, capsys, tmp_path):
@@ -78,7 +81,7 @@ def test_predict_and_ensemble(cli_run, capsys, tmp_path):
         == 0
     )
     result = json.loads(capsys.readouterr().out)
-    assert len(result["members"]) == 2 and 0 <= result["ensemble_accuracy"] <= 1
+    assert len(result["members"]) == 2 and 0 <= result["ensemble_accuracy"] <= result["ensemble_top5_accuracy"] <= 1
 
 
 @pytest.mark.parametrize(

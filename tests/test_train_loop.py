@@ -19,6 +19,7 @@ from _tiny import (  # noqa: F401  (tiny_models is a fixture)
     make_image_folder,
     tiny_models,
 )
+from cnnlab.analysis.compare import TRAINED_COLUMNS, render_rows
 from cnnlab.data import TensorBatches, load_arrays
 from cnnlab.errors import CnnlabError, OutputPathError
 from cnnlab.train import (
@@ -69,9 +70,9 @@ def _cfg(data_dir: Path, out: Path, **kw) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def trained(fashion_dir, tmp_path_factory):
-    """One 4-epoch run shared by the read-only tests below."""
+    """One 4-epoch run shared by the read-only tests below (fp32: evaluations here compare it exactly)."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    results = train(_cfg(fashion_dir, out, epochs=4, crop_padding=1, ema_decay=0.9))
+    results = train(_cfg(fashion_dir, out, epochs=4, crop_padding=1, ema_decay=0.9, amp="off"))
     return out, results
 
 
@@ -125,6 +126,21 @@ def test_results_use_the_best_validation_epoch(trained):
     )
     val = evaluate_checkpoint(out / "best.pt", split="val", device="cpu")
     assert val["count"] == 64 and val["accuracy"] == pytest.approx(results["best_val_accuracy"])
+
+
+def test_top5_beside_top1_in_results_metrics_and_eval(trained):
+    out, results = trained
+    model, ckpt = load_trained_model(out / "best.pt")
+    test = load_arrays("fashion-mnist", ckpt.config.data_dir, download=False)["test"]
+    logits, labels = predict_logits(model, TensorBatches(test, 50, "cpu", train=False), augment_from_meta(ckpt.data))
+    top5 = logits.argsort(dim=1, descending=True)[:, :5]
+    expected = float((top5 == labels[:, None]).any(1).double().mean())
+    assert results["top5_accuracy"] == pytest.approx(expected)
+    assert results["test_accuracy"] <= results["top5_accuracy"] <= 1.0
+    assert evaluate_checkpoint(out / "best.pt", device="cpu")["top5_accuracy"] == pytest.approx(expected)
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(row["val_accuracy"] <= row["val_top5_accuracy"] <= 1.0 for row in lines)
+    assert "top5_accuracy" in render_rows([results], "markdown", TRAINED_COLUMNS).splitlines()[0]
 
 
 # The keys of format cnnlab-checkpoint-v1 as the loop wrote them before the typed payloads: files written
@@ -201,6 +217,9 @@ def test_ensemble_averages_softmax(trained, fashion_dir, tmp_path):
         probs = probs + logits.softmax(1)
     expected = float((probs.argmax(1) == labels).double().mean())
     assert result["ensemble_accuracy"] == pytest.approx(expected)
+    top5 = float((probs.argsort(1, descending=True)[:, :5] == labels[:, None]).any(1).double().mean())
+    assert result["ensemble_top5_accuracy"] == pytest.approx(top5)
+    assert all(m["accuracy"] <= m["top5_accuracy"] for m in result["members"])
     assert [m["checkpoint"] for m in result["members"]] == [str(p) for p in paths]
     with pytest.raises(ValueError, match="at least two"):
         ensemble_checkpoints(paths[:1])

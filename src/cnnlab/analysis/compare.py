@@ -32,8 +32,8 @@ __all__ = [
 COMPARE_COLUMNS = ("model", "input", "params", "macs", "flops", "activation_bytes", "training_bytes",
                    "receptive_field", "depth")
 # Columns once training results are joined in (the comparison's table of the notes).
-TRAINED_COLUMNS = ("model", "test_accuracy", "params", "macs", "train_seconds", "images_per_second",
-                   "receptive_field", "depth")
+TRAINED_COLUMNS = ("model", "test_accuracy", "top5_accuracy", "params", "macs", "train_seconds",
+                   "images_per_second", "receptive_field", "depth")
 # Columns of torchvision's published figures.
 REFERENCE_COLUMNS = ("model", "weights", "input", "params", "macs", "test_accuracy", "top5_accuracy")
 REFERENCE_DATASETS = ("imagenet",)

@@ -52,9 +52,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from cnnlab.train import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.batch_size, args.tta_flip,
-                            args.device)
-    print_json_or(args, r, f"{r['model']} on {r['data']} {r['split']}: accuracy {100 * r['accuracy']:.2f}% "
-                           f"(loss {r['loss']:.4f}, {r['count']} images)")
+                            args.device, args.topk, args.ten_crop)
+    top = r[f"top{args.topk}_accuracy"]
+    print_json_or(args, r, f"{r['model']} on {r['data']} {r['split']}: accuracy {100 * r['accuracy']:.2f}%, "
+                           f"top-{args.topk} {100 * top:.2f}% (loss {r['loss']:.4f}, {r['count']} images)")
     return 0
 
 
@@ -68,6 +69,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with mirror images (default: as in training)")
+    p.add_argument("--topk", type=int, default=5, help="also report top-k accuracy (default: 5)")
+    p.add_argument("--ten-crop", action="store_true",
+                   help="average the softmax over ten crops per image: four corners, centre, and their mirror "
+                        "images (AlexNet's test); tensor data crop the image padded by the run's --crop-padding")
     p.add_argument("--device", default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_eval)
@@ -100,10 +105,14 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _cmd_ensemble(args: argparse.Namespace) -> int:
     from cnnlab.train import ensemble_checkpoints
 
-    r = ensemble_checkpoints(args.checkpoints, args.split, args.data_dir, args.batch_size, args.device)
-    lines = [f"{m['checkpoint']} ({m['model']}): {100 * m['accuracy']:.2f}%" for m in r["members"]]
+    r = ensemble_checkpoints(args.checkpoints, args.split, args.data_dir, args.batch_size, args.device,
+                             args.topk)
+    k = args.topk
+    lines = [f"{m['checkpoint']} ({m['model']}): {100 * m['accuracy']:.2f}%, top-{k} "
+             f"{100 * m[f'top{k}_accuracy']:.2f}%" for m in r["members"]]
     lines.append(f"ensemble of {len(r['members'])} (mean softmax) on {r['data']} {r['split']}: "
-                 f"{100 * r['ensemble_accuracy']:.2f}% of {r['images']} images")
+                 f"{100 * r['ensemble_accuracy']:.2f}%, top-{k} {100 * r[f'ensemble_top{k}_accuracy']:.2f}% "
+                 f"of {r['images']} images")
     print_json_or(args, r, "\n".join(lines))
     return 0
 
@@ -117,6 +126,7 @@ def _add_ensemble(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
     p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--topk", type=int, default=5, help="also report top-k accuracy (default: 5)")
     p.add_argument("--device", default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_ensemble)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from cnnlab.errors import InputSizeError
+from cnnlab.data.lighting import PCALighting
+from cnnlab.data.views import ten_crop
+from cnnlab.errors import ConfigError, InputSizeError
 
 __all__ = [
     "BatchAugment",
@@ -182,6 +185,10 @@ class BatchAugment:
     cutmix_alpha: float = 0.0
     channels_last: bool = False
     dtype: torch.dtype = torch.float32
+    lighting: PCALighting | None = None  # fancy PCA colour noise in training (RGB data)
+    # side of the ten test crops when the images come larger than the model input (image folders); None: the
+    # crops are cut from the image zero-padded by crop_padding, where the training crops came from
+    view_size: int | None = None
 
     def __post_init__(self) -> None:
         self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -217,6 +224,28 @@ class BatchAugment:
         """Normalized input for evaluation: no randomness."""
         return self._finish(self._fit(x))
 
+    def ten_crop(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The ten normalized test views of a uint8 batch: four corners and centre, then their mirror images."""
+        x = self._fit(x)
+        if self.view_size is not None and self.view_size < min(x.shape[-2:]):
+            size = self.view_size
+        elif self.crop_padding > 0:
+            size = x.shape[-1]
+            x = F.pad(x, (self.crop_padding,) * 4)
+        else:
+            raise ConfigError(
+                "ten-crop testing cuts its crops from the image zero-padded by --crop-padding (as the training "
+                "crops were), which is 0 here: train with --crop-padding above 0"
+            )
+        for view in ten_crop(x, size):
+            yield self._finish(view)
+
+    def _light(self, x: torch.Tensor, gen: torch.Generator, shard: Shard) -> torch.Tensor:
+        """Add each image's PCA lighting shift; on normalized input a 0-1 shift s becomes s / std."""
+        alphas = _draw(x.shape[0], shard, lambda n: torch.randn(n, 3, generator=gen, device=x.device))
+        std = self._mean_std(x.device)[1].view(1, -1)
+        return x.add_((self.lighting.shifts(alphas.to(x.dtype)) / std)[:, :, None, None])
+
     def train(
         self,
         x: torch.Tensor,
@@ -234,6 +263,8 @@ class BatchAugment:
                 x, gen, self.crop_padding, 0.5 if self.hflip else 0.0, self.random_erasing, fill, shard
             )
         x = self._finish(x)
+        if self.lighting is not None:
+            x = self._light(x, gen, shard)
         if not self.mixes:
             return x, y
         target = F.one_hot(y, self.num_classes).to(x.dtype)

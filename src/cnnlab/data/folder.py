@@ -3,6 +3,12 @@
 Decoding JPEGs cannot be vectorized, so this is the per-sample path: each worker decodes, resizes and
 crops one image; flips, erasing, mixup and normalization then run per batch on the device like the
 in-memory path.
+
+Training crops are Inception-style random resized crops by default, or, with a training scale range
+(``scale``), VGG's scale jittering (Simonyan & Zisserman 2015, Sec. 3.1): the shorter side is resized to S
+drawn uniformly from [S_min, S_max], then a random crop of the input size is taken (S fixed at 256 with a
+227 crop is AlexNet's, Krizhevsky et al. 2012, Sec. 2 and 4.1). Evaluation resizes the shorter side to Q
+and takes the centre: Q = size / 0.875 by default, Q = (S_min + S_max) / 2 with a scale range (VGG, Sec. 4.1).
 """
 
 from __future__ import annotations
@@ -51,17 +57,33 @@ class FolderDataset(Dataset):
         channels: int = 3,
         train: bool = True,
         classes: list[str] | None = None,
+        scale: tuple[int, int] | None = None,
+        canvas: bool = False,
     ) -> None:
         samples, found = list_image_folder(root)
         if classes is not None and found != classes:
             raise DatasetFileError(f"{root} has classes {found}, but the training folder has {classes}")
+        if scale is not None and not size <= scale[0] <= scale[1]:
+            raise ValueError(f"the training scales {scale[0]}..{scale[1]} must be at least the crop size {size}")
         self.root = Path(root)
         self.samples = samples
         self.classes = found
         self.size = size
         self.channels = channels
         self.train = train
+        self.scale = scale  # training shorter sides [S_min, S_max]; None: random resized crops
+        self.canvas = canvas  # evaluation items are the whole Q x Q centre square (for ten-crop testing)
         self.labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+
+    @property
+    def eval_side(self) -> int:
+        """Q: the shorter side evaluation images are resized to before the centre is taken."""
+        return round(sum(self.scale) / 2) if self.scale else round(self.size / _CENTER_FRACTION)
+
+    @property
+    def item_side(self) -> int:
+        """The side of the square uint8 images this dataset returns."""
+        return self.eval_side if self.canvas and not self.train else self.size
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -77,16 +99,22 @@ class FolderDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
         img = load_image(path, self.channels)
-        img = self._random_resized_crop(img) if self.train else self._center_crop(img)
+        if self.train:
+            img = self._scale_jittered_crop(img) if self.scale else self._random_resized_crop(img)
+        else:
+            img = self._center_crop(img)
         return _to_uint8_tensor(img), label
 
     def _center_crop(self, img: Image.Image) -> Image.Image:
-        short = round(self.size / _CENTER_FRACTION)
-        scale = short / min(img.size)
-        img = img.resize(
-            (max(short, round(img.width * scale)), max(short, round(img.height * scale))), Image.BILINEAR
-        )
-        left, top = (img.width - self.size) // 2, (img.height - self.size) // 2
+        img = _resize_shorter_side(img, self.eval_side)
+        side = self.item_side
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        return img.crop((left, top, left + side, top + side))
+
+    def _scale_jittered_crop(self, img: Image.Image) -> Image.Image:
+        img = _resize_shorter_side(img, int(torch.randint(self.scale[0], self.scale[1] + 1, (1,))))
+        left = int(torch.randint(0, img.width - self.size + 1, (1,)))
+        top = int(torch.randint(0, img.height - self.size + 1, (1,)))
         return img.crop((left, top, left + self.size, top + self.size))
 
     def _random_resized_crop(self, img: Image.Image) -> Image.Image:
@@ -103,6 +131,11 @@ class FolderDataset(Dataset):
                 box = (left, top, left + cw, top + ch)
                 return img.resize((self.size, self.size), Image.BILINEAR, box=box)
         return self._center_crop(img)
+
+
+def _resize_shorter_side(img: Image.Image, short: int) -> Image.Image:
+    scale = short / min(img.size)
+    return img.resize((max(short, round(img.width * scale)), max(short, round(img.height * scale))), Image.BILINEAR)
 
 
 def find_folder_splits(root: str | Path) -> dict[str, Path]:

@@ -134,7 +134,7 @@ class FolderBatches(BatchSource):
         super().__init__(len(dataset), global_batch, train, seed, rank, world)
         self.device = torch.device(device)
         self.dataset = dataset
-        self.image_shape = (dataset.channels, dataset.size, dataset.size)
+        self.image_shape = (dataset.channels, dataset.item_side, dataset.item_side)
         self._sampler = _EpochBatchSampler(self)
         self._generator = torch.Generator()
         self._loader = DataLoader(

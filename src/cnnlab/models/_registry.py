@@ -18,12 +18,14 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from cnnlab.errors import ConfigError, UnknownNameError
+from cnnlab.errors import CheckpointError, ConfigError, UnknownNameError
 
 __all__ = [
     "ModelInfo",
@@ -37,6 +39,10 @@ __all__ = [
     "is_model",
     "list_families",
     "list_models",
+    "load_pretrained",
+    "pretrained_file",
+    "pretrained_options",
+    "pretrained_weights",
     "register_converter",
     "register_model",
     "register_variants",
@@ -268,15 +274,19 @@ def _natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
+def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
     """Build a registered network; ``None`` keyword values are dropped so the model's defaults apply.
 
     ``norm_layer`` and ``act_layer`` may be given by name ("batchnorm", "layernorm", "none", "relu", ...).
+    ``pretrained=True`` loads torchvision's published ImageNet weights (``load_pretrained``): with another
+    ``num_classes`` the backbone is loaded and the classifier keeps its fresh initialization.
     """
     from cnnlab.models.layers import resolve_layer_names
 
     info = get_model_info(name)
     kwargs = resolve_layer_names({k: v for k, v in kwargs.items() if v is not None})
+    if pretrained:
+        kwargs = pretrained_options(name, kwargs)
     try:
         model = info.builder(**kwargs)
     except TypeError as err:
@@ -287,7 +297,109 @@ def create_model(name: str, **kwargs) -> nn.Module:
     model.model_name = name
     if getattr(model, "min_input_size", None) is None:
         model.min_input_size = info.min_size
+    if pretrained:
+        load_pretrained(model, name)
     return model
+
+
+def pretrained_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with the builder settings torchvision's weights need where the caller left them out.
+
+    torchvision's GoogLeNet and Inception-v3 builders turn ``transform_input`` on whenever they load
+    weights (the weights expect inputs re-normalized to [-1, 1]); RGB models here do the same.
+    """
+    options = dict(options)
+    info = get_model_info(name)
+    rgb = options.get("in_chans", info.input_size[0]) == 3
+    if rgb and "transform_input" in builder_options(info.builder):
+        options.setdefault("transform_input", True)
+    return options
+
+
+def pretrained_weights(name: str):
+    """torchvision's default ImageNet weights (a ``WeightsEnum`` member) of registered network ``name``."""
+    import torchvision.models as tvm
+
+    info = get_model_info(name)
+    if info.torchvision is None or info.family not in _CONVERTERS:
+        raise ConfigError(
+            f"{name} has no published ImageNet weights in torchvision; pretrained weights exist for the networks "
+            f"torchvision has (`cnnlab compare --reference imagenet` lists them)"
+        )
+    return tvm.get_model_weights(info.torchvision).DEFAULT
+
+
+def pretrained_file(weights) -> Path:
+    """Where torch's hub cache keeps (or will keep) the file of torchvision ``weights``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+
+
+# DenseNet's published files predate torchvision's module names ("norm.1" for "norm1"); torchvision's own
+# DenseNet loader renames them the same way.
+_LEGACY_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def _read_pretrained(weights, progress: bool) -> dict[str, torch.Tensor]:
+    """The state_dict of torchvision ``weights``: from the hub cache, downloaded there first if missing."""
+    file = pretrained_file(weights)
+    cached = file.is_file()
+    try:
+        state = weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
+    except Exception as err:  # noqa: BLE001  (urllib, http, hash and unpickling errors differ)
+        reason = " ".join(str(err).split()) or type(err).__name__
+        if cached:
+            raise CheckpointError(f"{file} is damaged ({reason}); delete it to download it again") from err
+        raise CheckpointError(
+            f"cannot download torchvision's {weights} ({reason}); offline, put {file.name} "
+            f"(from {weights.url}) into {file.parent}"
+        ) from err
+    return {(_LEGACY_DENSENET_KEY.sub(r"\1\2", k)): v for k, v in state.items()}
+
+
+def load_pretrained(model: nn.Module, name: str, progress: bool = True) -> list[str]:
+    """Load torchvision's ImageNet weights of ``name`` into ``model``; returns the keys left at their init.
+
+    The weights come through torchvision's weights API (``DEFAULT`` weights, downloaded once to
+    ``torch.hub.get_dir()/checkpoints``) and ``convert_torchvision``. Classifier layers of another class count
+    (first dimension = the model's ``num_classes``) keep their fresh initialization and are returned; a
+    1-channel model gets the sum of the RGB filters of its first convolution (its output on a gray image
+    equals the RGB network's on that image repeated in three channels). Modules the model was built without
+    (GoogLeNet's auxiliary heads when ``aux_logits=False``) are skipped.
+    """
+    weights = pretrained_weights(name)
+    converted = convert_torchvision(name, _read_pretrained(weights, progress))
+    own = model.state_dict()
+    modules = dict(model.named_modules())
+    num_classes = getattr(model, "num_classes", None)
+    fresh: list[str] = []
+    for key in list(converted):
+        owner = modules.get(key.rpartition(".")[0])
+        if key not in own and (owner is None or not any(True for _ in owner.parameters())):
+            del converted[key]  # a part this model was built without
+            continue
+        if key not in own:
+            raise CheckpointError(f"torchvision's {weights} do not fit {name}: no place for {key!r}")
+        value, target = converted[key], own[key]
+        if value.shape == target.shape:
+            continue
+        if target.dim() >= 1 and target.shape[0] == num_classes and value.shape[1:] == target.shape[1:]:
+            fresh.append(key)  # a classifier for another class count
+            del converted[key]
+        elif value.dim() == 4 and value.shape[1] == 3 and target.shape == (value.shape[0], 1, *value.shape[2:]):
+            converted[key] = value.sum(dim=1, keepdim=True)  # RGB filters for gray input: R + G + B
+        else:
+            raise CheckpointError(
+                f"torchvision's {weights} give {key} the shape {tuple(value.shape)} but this {name} has "
+                f"{tuple(target.shape)}: pretrained weights need the network as torchvision builds it "
+                f"(in_chans 3 or 1, no options that change its layers)"
+            )
+    missing = sorted(set(own) - set(converted) - set(fresh))
+    if missing:
+        raise CheckpointError(f"torchvision's {weights} lack weights this {name} has, e.g. {missing[0]!r}")
+    model.load_state_dict(converted, strict=False)
+    return fresh
 
 
 _UNEXPECTED_KEYWORD = re.compile(r"got an unexpected keyword argument '(\w+)'")

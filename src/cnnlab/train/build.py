@@ -10,8 +10,9 @@ from torch import nn
 
 from cnnlab.errors import CheckpointError, ConfigError
 from cnnlab.models import convert_torchvision, create_model, get_model_info
+from cnnlab.models._registry import load_pretrained, pretrained_options, pretrained_weights
 from cnnlab.train.checkpoint import is_cnnlab_checkpoint, load_checkpoint
-from cnnlab.train.config import TrainConfig
+from cnnlab.train.config import TrainConfig, recipe_settings
 
 __all__ = [
     "AUX_LOSS_WEIGHTS",
@@ -41,9 +42,13 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     if info.task != "classification":
         raise ConfigError(f"{cfg.model} is a {info.task} network; `cnnlab train` trains image classifiers")
     kwargs: dict = {**cfg.model_args, "num_classes": num_classes, "in_chans": in_chans}
+    if cfg.pretrained:  # the same network whether or not the weights are loaded now (resume, evaluation)
+        kwargs = pretrained_options(cfg.model, kwargs)
     if cfg.drop_rate is not None:
         if not _takes(info.builder, "drop_rate"):
-            raise ConfigError(f"{cfg.model} has no dropout rate to set; leave out --drop-rate")
+            from_recipe = cfg.recipe is not None and "drop_rate" in recipe_settings(cfg.recipe)
+            origin = f" (the {cfg.recipe} recipe sets one: add --drop-rate none)" if from_recipe else ""
+            raise ConfigError(f"{cfg.model} has no dropout rate to set; leave out --drop-rate{origin}")
         kwargs["drop_rate"] = cfg.drop_rate
     try:
         return create_model(cfg.model, **kwargs)
@@ -133,6 +138,10 @@ def prepare_model(
         if cfg.new_head:
             new_head = reset_classifier(model, num_classes)
         say(f"started from {cfg.init}" + (f"; new classifier: {', '.join(new_head)}" if new_head else ""))
+    if cfg.pretrained and fresh:
+        new_head = load_pretrained(model, cfg.model, progress=not cfg.quiet)
+        say(f"started from torchvision's {pretrained_weights(cfg.model)}"
+            + (f"; new classifier: {', '.join(new_head)}" if new_head else ""))
     if cfg.freeze_backbone:
         say(f"backbone frozen: {freeze_backbone(model):,} trainable parameters")
     if sync_bn:

@@ -16,11 +16,13 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cnnlab.data import canonical_dataset_name
 from cnnlab.errors import ConfigError, UnknownNameError
 from cnnlab.options import parse_options
 
 __all__ = [
     "RECIPES",
+    "RECIPE_DATA_SETTINGS",
     "RESUME_OVERRIDABLE",
     "ConfigFileNotFoundError",
     "TrainConfig",
@@ -36,7 +38,7 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "plateau", "cosine", "onecycle")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-RECIPE_NAMES = ("fast", "paper")
+RECIPE_NAMES = ("fast", "paper", "alexnet")
 # Settings a resumed run may change: they alter how long or how verbosely it runs, not what it computes.
 RESUME_OVERRIDABLE = frozenset(
     {"epochs", "time_budget", "quiet", "log_every", "checkpoint_every", "tensorboard", "threads",
@@ -135,6 +137,11 @@ class TrainConfig:
         "(e.g. 0.999) and evaluate it; default: off",
     )
     tta_flip: bool = _f(False, "evaluate on each image and its mirror image, averaging the predictions")
+    topk: int = _f(
+        5,
+        "also report top-k accuracy (the label among the k highest scores) for validation and test; "
+        "ImageNet's top-5 by default (with k >= the classes every label counts)",
+    )
     # -- augmentation (per batch, on the device)
     crop_padding: int = _f(0, "random crop after zero-padding by this many pixels (0 = off)")
     hflip: bool = _f(False, "random horizontal flips")
@@ -142,6 +149,23 @@ class TrainConfig:
     mixup: float = _f(0.0, "mixup Beta(alpha, alpha) parameter (0 = off)")
     cutmix: float = _f(
         0.0, "CutMix Beta(alpha, alpha) parameter (0 = off); with mixup on, each takes half the batches"
+    )
+    pca_lighting: float = _f(
+        0.0,
+        "fancy PCA colour noise (Krizhevsky et al. 2012): shift each training image along the training set's "
+        "RGB principal axes by alpha_i x eigenvalue_i, alpha_i ~ N(0, this); 0.1 in the paper, 0 = off; "
+        "skipped on grayscale data",
+    )
+    scale_jitter: str | None = _f(
+        None,
+        "image folders: resize each training image's shorter side to S drawn from [A, B] (A:B) or to A, then "
+        "take a random --image-size crop (VGG's 256:512, AlexNet's 256); evaluation resizes to (A+B)/2",
+    )
+    ten_crop: bool = _f(
+        False,
+        "test the final weights on ten crops per image (four corners, centre, and their mirror images), "
+        "averaging the softmax outputs (Krizhevsky et al. 2012); image folders crop --image-size out of the "
+        "evaluation resize, tensor data the image zero-padded by --crop-padding",
     )
     # -- speed
     device: str = _f("auto", "cpu, cuda, cuda:N, mps, or auto (CUDA when available)")
@@ -166,7 +190,8 @@ class TrainConfig:
     recipe: str | None = _f(
         None,
         "named preset applied before the config file and flags: "
-        "fast (CPU laptop), paper (ResNet paper: SGD 0.1, /10 on plateau)",
+        "fast (CPU laptop), paper (ResNet paper: SGD 0.1, /10 on plateau), alexnet (AlexNet paper: SGD 0.01, "
+        "/10 on plateau, dropout 0.5, crops, flips, PCA lighting, ten-crop test)",
         choices=RECIPE_NAMES,
     )
     checkpoint_every: int = _f(0, "also checkpoint every N steps within an epoch (0 = at epoch ends only)")
@@ -183,11 +208,21 @@ class TrainConfig:
         "start from these weights: a cnnlab checkpoint or a torchvision state_dict "
         "file (classifier layers of another class count are re-initialized)",
     )
-    freeze_backbone: bool = _f(False, "with --init: train only the classifier")
+    pretrained: bool = _f(
+        False,
+        "start from torchvision's published ImageNet weights of the model (downloaded once to torch's hub "
+        "cache); a classifier for another class count is new, 1-channel data gets the RGB filters summed",
+    )
+    freeze_backbone: bool = _f(False, "with --init or --pretrained: train only the classifier")
     new_head: bool = _f(
         False,
-        "with --init: start the classifier afresh even when its class count matches the weights' (fine-tuning "
-        "on other classes of as many)",
+        "with --init or --pretrained: start the classifier afresh even when its class count matches the "
+        "weights' (fine-tuning on other classes of as many)",
+    )
+    backbone_lr_mult: float = _f(
+        1.0,
+        "learning rate of everything but the classifier, as a multiple of --lr (e.g. 0.1 when fine-tuning "
+        "a new head on --pretrained or --init weights); the schedule scales both",
     )
 
     def validate(self) -> TrainConfig:
@@ -205,6 +240,7 @@ class TrainConfig:
             between("epochs", 1, inf),
             between("batch_size", 1, inf),
             between("eval_batch_size", 1, inf),
+            between("topk", 1, inf),
             between("lr", 0, inf, lo_open=True),
             between("val_split", 0, inf),
             between("train_subset", 0, inf, lo_open=True),
@@ -215,6 +251,7 @@ class TrainConfig:
             between("mixup", 0, inf),
             between("cutmix", 0, inf),
             between("crop_padding", 0, inf),
+            between("pca_lighting", 0, inf),
             between("ema_decay", 0, 1, lo_open=True),
             between("grad_clip", 0, inf, lo_open=True),
             between("drop_rate", 0, 1),
@@ -225,8 +262,18 @@ class TrainConfig:
             between("time_budget", 0, inf, lo_open=True),
             between("threads", 1, inf),
             between("workers", 0, inf),
-            (not self.freeze_backbone or self.init, "freeze_backbone needs --init weights to keep"),
-            (not self.new_head or self.init, "new_head needs --init weights to start the rest from"),
+            (
+                not self.freeze_backbone or self.init or self.pretrained,
+                "freeze_backbone needs --init or --pretrained weights to keep",
+            ),
+            (not self.new_head or self.init or self.pretrained,
+             "new_head needs --init or --pretrained weights to start the rest from"),
+            (not (self.init and self.pretrained), "give --init or --pretrained, not both"),
+            between("backbone_lr_mult", 0, inf, lo_open=True),
+            (
+                not (self.freeze_backbone and self.backbone_lr_mult != 1),
+                "a frozen backbone does not learn: leave out --backbone-lr-mult or --freeze-backbone",
+            ),
             (self.schedule != "multistep" or self.milestones, "the multistep schedule needs --milestones"),
             (
                 self.schedule != "plateau" or self.val_split > 0,
@@ -242,6 +289,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.recipe is not None:
             recipe_settings(self.recipe)
+        if self.scale_jitter is not None:
+            parse_scale_jitter(self.scale_jitter)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,16 +345,64 @@ RECIPES: dict[str, dict[str, Any]] = {
         "hflip": True,
         "label_smoothing": 0.0,
     },
+    # Krizhevsky et al. 2012 (AlexNet) Sec. 5: SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01
+    # divided by 10 when the validation error stopped improving, about 90 passes; Sec. 4.2: dropout 0.5;
+    # Sec. 4.1: random crops and their mirror images, PCA lighting with alpha ~ N(0, 0.1), and ten-crop
+    # testing. The crops depend on the data: see RECIPE_DATA_SETTINGS.
+    "alexnet": {
+        "epochs": 90,
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 5e-4,
+        "norm_bias_decay": True,
+        "schedule": "plateau",
+        "gamma": 0.1,
+        "plateau_patience": 5,
+        "drop_rate": 0.5,
+        "hflip": True,
+        "pca_lighting": 0.1,
+        "ten_crop": True,
+        "label_smoothing": 0.0,
+    },
+}
+
+# A recipe's settings that depend on the kind of data: image folders (decoded per image, ImageNet-sized)
+# or the named data sets (small images held whole on the device, 28x28 or 32x32).
+RECIPE_DATA_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "alexnet": {
+        # Sec. 2 and 4.1: images rescaled to a shorter side of 256, random 227x227 crops (the paper's text says
+        # 224; its first layer's arithmetic needs 227), tested on ten 227 crops of the 256 image.
+        "folder": {"image_size": 227, "scale_jitter": "256"},
+        # 28 or 32 pixel images: random crops of the image zero-padded by 4 on each side (He et al. 2016's
+        # CIFAR crops), a margin near AlexNet's 29 of 256; the ten test crops come from the same padding.
+        "tensor": {"crop_padding": 4},
+    },
 }
 
 
-def recipe_settings(name: str) -> dict[str, Any]:
-    """The settings of recipe ``name``; an unknown name lists the recipes there are."""
+def parse_scale_jitter(text: str) -> tuple[int, int]:
+    """(S_min, S_max) of a --scale-jitter value: ``A:B`` or ``A`` (a fixed scale) in pixels."""
+    parts = str(text).split(":")
+    try:
+        lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (0, -1)
+    except ValueError:
+        lo, hi = 0, -1
+    if not 0 < lo <= hi:
+        raise ConfigError(f"scale_jitter is A:B (pixels, A <= B) or A, e.g. 256:512 or 256, got {text!r}")
+    return lo, hi
+
+
+def recipe_settings(name: str, data: str | None = None) -> dict[str, Any]:
+    """The settings of recipe ``name`` for data set ``data``; an unknown name lists the recipes there are."""
     if name not in RECIPES:
         close = difflib.get_close_matches(str(name), list(RECIPES), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise UnknownRecipeError(f"unknown recipe {name!r}; {hint}choose one of {', '.join(RECIPES)}")
-    return RECIPES[name]
+    kind = "folder" if data is not None and canonical_dataset_name(data) is None else "tensor"
+    return {**RECIPES[name], **RECIPE_DATA_SETTINGS.get(name, {}).get(kind, {})}
 
 
 def _field_meta(name: str) -> dict:
@@ -407,11 +504,11 @@ def resolve_config(
     _check_keys(overrides, "the overrides")
     file_values = load_config_file(config_file) if config_file else {}
     recipe = overrides.get("recipe", file_values.get("recipe"))
+    cfg = base or TrainConfig()
     layers: list[dict[str, Any]] = []
     if recipe is not None:
-        layers.append(recipe_settings(recipe))
+        layers.append(recipe_settings(recipe, overrides.get("data", file_values.get("data", cfg.data))))
     layers += [file_values, overrides]
-    cfg = base or TrainConfig()
     for layer in layers:
         cfg = replace(cfg, **{k: _coerce(k, v) for k, v in layer.items()})
     return cfg

@@ -14,7 +14,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.train.build import build_model, split_outputs
 from cnnlab.train.checkpoint import RunCheckpoint, load_run_checkpoint
 from cnnlab.train.distributed import DistEnv, all_reduce_sum
-from cnnlab.train.inputs import augment_from_meta, load_eval_source
+from cnnlab.train.inputs import augment_from_meta, check_ten_crop, load_eval_source
 from cnnlab.train.runtime import autocast, select_device
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "load_trained_model",
     "predict_files",
     "predict_logits",
+    "topk_accuracy",
 ]
 
 
@@ -36,6 +37,32 @@ def _logits(model: nn.Module, x: torch.Tensor, tta_flip: bool) -> torch.Tensor:
     return logits
 
 
+def _batch_logits(
+    model: nn.Module, augment: BatchAugment, x_u8: torch.Tensor, tta_flip: bool, ten_crop: bool
+) -> torch.Tensor:
+    """Logits of a uint8 batch; over ten crops, the log of the mean softmax (AlexNet's test, Sec. 4.1)."""
+    if not ten_crop:
+        return _logits(model, augment.eval(x_u8), tta_flip)
+    probs = sum(split_outputs(model(view))[0].float().softmax(1) for view in augment.ten_crop(x_u8))
+    return (probs / 10).log()
+
+
+def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """How many labels are among their row's ``k`` highest scores (every one when ``k`` >= the classes)."""
+    k = min(k, logits.shape[1])
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum()
+
+
+def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """The fraction of labels among their row's ``k`` highest scores (logits or probabilities)."""
+    return float(topk_hits(scores, labels, k)) / max(labels.numel(), 1)
+
+
+def _check_topk(topk: int) -> None:
+    if topk < 1:
+        raise ConfigError(f"topk must be at least 1, got {topk}")
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -44,22 +71,35 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     tta_flip: bool = False,
     env: DistEnv | None = None,
+    topk: int = 5,
+    ten_crop: bool = False,
 ) -> dict[str, float]:
-    """Mean cross-entropy loss and accuracy (a fraction) of ``model`` over every batch of ``source``."""
+    """Mean cross-entropy loss, accuracy and top-``topk`` accuracy (fractions) of ``model`` over ``source``.
+
+    The top-k key is named by k (``top5_accuracy``); with k at least the number of classes it is 1.
+    ``ten_crop`` averages the softmax over ``augment.ten_crop``'s ten views (mirror images included).
+    """
+    _check_topk(topk)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, correct, top-k correct, count
     for x_u8, y in source.batches(0):
         with autocast(device, amp_dtype):
-            logits = _logits(model, augment.eval(x_u8), tta_flip)
+            logits = _batch_logits(model, augment, x_u8, tta_flip, ten_crop)
         totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
         totals[1] += (logits.argmax(1) == y).sum()
-        totals[2] += y.numel()
+        totals[2] += topk_hits(logits, y, topk)
+        totals[3] += y.numel()
     all_reduce_sum(totals, env or DistEnv())
     model.train(was_training)
-    loss, correct, count = totals.tolist()
-    return {"loss": loss / max(count, 1), "accuracy": correct / max(count, 1), "count": int(count)}
+    loss, correct, topk_correct, count = totals.tolist()
+    return {
+        "loss": loss / max(count, 1),
+        "accuracy": correct / max(count, 1),
+        f"top{topk}_accuracy": topk_correct / max(count, 1),
+        "count": int(count),
+    }
 
 
 @torch.inference_mode()
@@ -96,22 +136,35 @@ def evaluate_checkpoint(
     batch_size: int = 1024,
     tta_flip: bool | None = None,
     device: str = "auto",
+    topk: int = 5,
+    ten_crop: bool = False,
 ) -> dict:
-    """Loss and accuracy of a checkpoint on its data set's test (or validation) split."""
+    """Loss, accuracy and top-``topk`` accuracy of a checkpoint on its data set's test (or validation) split.
+
+    ``ten_crop`` tests on ten crops per image (four corners, centre, mirror images): image folders crop the
+    model's input size out of the evaluation resize, tensor data the image zero-padded by the run's
+    ``crop_padding``.
+    """
     if split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
+    _check_topk(topk)
     dev = select_device(device)
     model, ckpt = load_trained_model(path, dev)
     cfg = ckpt.config
-    source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir)
+    augment = augment_from_meta(ckpt.data, crop_padding=cfg.crop_padding)
+    if ten_crop and ckpt.data.kind == "tensor":
+        check_ten_crop(ckpt.data.dataset, cfg.crop_padding)
+    source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir, ten_crop)
     flip = cfg.tta_flip if tta_flip is None else tta_flip
-    result = evaluate(model, source, augment_from_meta(ckpt.data), tta_flip=flip)
+    result = evaluate(model, source, augment, tta_flip=flip, topk=topk, ten_crop=ten_crop)
     return {
         "checkpoint": str(path),
         "model": cfg.model,
         "data": ckpt.data.dataset,
         "split": split,
-        "tta_flip": flip,
+        "tta_flip": flip and not ten_crop,
+        "ten_crop": ten_crop,
+        "topk": topk,
         **result,
     }
 
@@ -160,10 +213,15 @@ def ensemble_checkpoints(
     data_dir: str | None = None,
     batch_size: int = 1024,
     device: str = "auto",
+    topk: int = 5,
 ) -> dict:
-    """Each checkpoint's accuracy and that of their averaged softmax outputs (AlexNet's 7-CNN ensemble)."""
+    """Each checkpoint's accuracy (top-1 and top-``topk``) and that of their averaged softmax outputs.
+
+    AlexNet's paper reports its ensembles this way (seven CNNs: top-5 error 18.2% -> 15.4%).
+    """
     if len(paths) < 2:
         raise ConfigError("an ensemble needs at least two checkpoints")
+    _check_topk(topk)
     dev = select_device(device)
     members, probs_sum, labels, first_meta = [], None, None, None
     for path in paths:
@@ -185,6 +243,7 @@ def ensemble_checkpoints(
                 "checkpoint": str(path),
                 "model": cfg.model,
                 "accuracy": float((probs.argmax(1) == labels).double().mean()),
+                f"top{topk}_accuracy": topk_accuracy(probs, labels, topk),
             }
         )
     accuracy = float((probs_sum.argmax(1) == labels).double().mean())
@@ -192,6 +251,8 @@ def ensemble_checkpoints(
         "split": split,
         "data": first_meta.dataset,
         "images": int(labels.numel()),
+        "topk": topk,
         "members": members,
         "ensemble_accuracy": accuracy,
+        f"ensemble_top{topk}_accuracy": topk_accuracy(probs_sum, labels, topk),
     }

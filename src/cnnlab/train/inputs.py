@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
 from cnnlab.data import (
     ArrayDataset,
@@ -27,16 +28,20 @@ from cnnlab.data import (
     stratified_subset,
     train_val_split,
 )
+from cnnlab.data.lighting import PCALighting, rgb_pca
 from cnnlab.errors import CheckpointError, ConfigError, DataError, InputSizeError
 from cnnlab.models import ModelInfo
-from cnnlab.train.config import TrainConfig
+from cnnlab.train.config import TrainConfig, parse_scale_jitter
 from cnnlab.train.distributed import DistEnv
 
-__all__ = ["DataBundle", "DataMeta", "augment_from_meta", "load_eval_source", "prepare_data"]
+__all__ = ["DataBundle", "DataMeta", "augment_from_meta", "check_ten_crop", "load_eval_source", "prepare_data"]
 
 # ImageNet statistics (torchvision's) for image folders, whose own statistics would need a decoding pass.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Image-folder training images decoded to estimate the RGB covariance of PCA lighting: a seeded sample, as
+# decoding every image of an ImageNet-sized folder would take longer than an epoch.
+PCA_SAMPLE_IMAGES = 500
 
 
 @dataclass
@@ -121,7 +126,15 @@ def _model_chans(cfg: TrainConfig, data_chans: int) -> int:
 
 
 def _augment(
-    cfg: TrainConfig, mean, std, num_classes: int, size: int | None, in_chans: int, channels_last: bool
+    cfg: TrainConfig,
+    mean,
+    std,
+    num_classes: int,
+    size: int | None,
+    in_chans: int,
+    channels_last: bool,
+    lighting: PCALighting | None = None,
+    view_size: int | None = None,
 ) -> BatchAugment:
     return BatchAugment(
         mean=tuple(mean),
@@ -135,19 +148,57 @@ def _augment(
         mixup_alpha=cfg.mixup,
         cutmix_alpha=cfg.cutmix,
         channels_last=channels_last,
+        lighting=lighting,
+        view_size=view_size,
     )
 
 
-def augment_from_meta(meta: DataMeta, channels_last: bool = False) -> BatchAugment:
-    """The evaluation transform a checkpoint was trained with (no random augmentation)."""
+def augment_from_meta(meta: DataMeta, channels_last: bool = False, crop_padding: int = 0) -> BatchAugment:
+    """The evaluation transform a checkpoint was trained with (no random augmentation).
+
+    ``crop_padding`` is the training crops' padding, where ten-crop testing cuts tensor data's crops from.
+    """
     return BatchAugment(
         mean=tuple(meta.mean),
         std=tuple(meta.std),
         num_classes=meta.num_classes,
         size=meta.input_size if meta.kind == "tensor" else None,
         in_chans=meta.in_chans,
+        crop_padding=crop_padding,
         channels_last=channels_last,
+        view_size=meta.input_size if meta.kind == "folder" else None,
     )
+
+
+def _pca_lighting(cfg: TrainConfig, chans: int, rgb_batches: Callable[[], Any], say) -> PCALighting | None:
+    """The PCA lighting of a run (its statistics from ``rgb_batches()``), or None: off, or grayscale data."""
+    if cfg.pca_lighting <= 0:
+        return None
+    if chans != 3:
+        say(f"--pca-lighting skipped: {cfg.data} is grayscale, and PCA lighting shifts RGB colours")
+        return None
+    eigvals, eigvecs = rgb_pca(rgb_batches())
+    return PCALighting(eigvals, eigvecs, cfg.pca_lighting)
+
+
+def _check_tensor_augmentation(cfg: TrainConfig) -> None:
+    """Refuse the image-folder options on a named data set: one line saying what to use instead."""
+    if cfg.scale_jitter is not None:
+        raise ConfigError(
+            f"--scale-jitter resizes image-folder images; {cfg.data} is used at its own size "
+            f"(random crops come from --crop-padding)"
+        )
+    if cfg.ten_crop:
+        check_ten_crop(cfg.data, cfg.crop_padding)
+
+
+def check_ten_crop(data: str, crop_padding: int) -> None:
+    """Ten-crop testing of a named data set needs training crops of a zero-padded image to mirror."""
+    if crop_padding <= 0:
+        raise ConfigError(
+            f"ten-crop testing on {data} cuts the crops from the image zero-padded by --crop-padding, as the "
+            f"training crops are: give --crop-padding above 0"
+        )
 
 
 def _training_pool(train: ArrayDataset, cfg: TrainConfig) -> ArrayDataset:
@@ -166,6 +217,7 @@ def prepare_data(
     """Batch sources for train / validation / test and the augmentation, as the config asks."""
     if canonical_dataset_name(cfg.data) is None:
         return _prepare_folders(cfg, info, device, env, channels_last, say)
+    _check_tensor_augmentation(cfg)
     splits = {k: select_classes(v, cfg.classes) for k, v in load_arrays(cfg.data, cfg.data_dir, cfg.download).items()}
     train, val = train_val_split(_training_pool(splits["train"], cfg), cfg.val_split, cfg.split_seed)
     mean, std = channel_stats(train.images)
@@ -198,7 +250,10 @@ def prepare_data(
         source(train, True),
         source(val, False),
         source(splits["test"], False),
-        _augment(cfg, mean, std, len(train.classes), size, in_chans, channels_last),
+        _augment(
+            cfg, mean, std, len(train.classes), size, in_chans, channels_last,
+            lighting=_pca_lighting(cfg, chans, lambda: train.images.split(4096), say),
+        ),
         meta,
     )
 
@@ -224,8 +279,10 @@ def _prepare_folders(
     size = cfg.image_size or info.input_size[-1]
     if size < info.min_size:
         raise InputSizeError(f"{cfg.model} takes inputs of at least {info.min_size}x{info.min_size}; got {size}")
-    full = FolderDataset(folders["train"], size, chans, train=True)
-    test = FolderDataset(folders["test"], size, chans, train=False, classes=full.classes)
+    scale = _folder_scale(cfg, size)
+    full = FolderDataset(folders["train"], size, chans, train=True, scale=scale)
+    test = FolderDataset(folders["test"], size, chans, train=False, classes=full.classes, scale=scale,
+                         canvas=cfg.ten_crop)
     train_idx, val_idx = split_indices(len(full), cfg.val_split, cfg.split_seed)
     train = full.subset(train_idx, train=True)
     val = full.subset(val_idx, train=False) if len(val_idx) else None
@@ -261,9 +318,31 @@ def _prepare_folders(
         source(train, True),
         source(val, False),
         source(test, False),
-        _augment(cfg, mean, std, len(full.classes), None, chans, channels_last),
+        _augment(
+            cfg, mean, std, len(full.classes), None, chans, channels_last,
+            lighting=_pca_lighting(cfg, chans, lambda: _folder_sample(train, workers, cfg.split_seed), say),
+            view_size=size,
+        ),
         meta,
     )
+
+
+def _folder_scale(cfg: TrainConfig, size: int) -> tuple[int, int] | None:
+    """The training scale range of --scale-jitter, checked against the crop size."""
+    if cfg.scale_jitter is None:
+        return None
+    lo, hi = parse_scale_jitter(cfg.scale_jitter)
+    if lo < size:
+        raise ConfigError(f"--scale-jitter {cfg.scale_jitter}: the smallest scale {lo} is below the crop size "
+                          f"{size} (--image-size)")
+    return lo, hi
+
+
+def _folder_sample(train: FolderDataset, workers: int, seed: int):
+    """uint8 batches of a seeded sample of ``PCA_SAMPLE_IMAGES`` training images, centre-cropped."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:PCA_SAMPLE_IMAGES]
+    loader = DataLoader(train.subset(order, train=False), batch_size=50, num_workers=workers)
+    return (x for x, _ in loader)
 
 
 def load_eval_source(
@@ -273,9 +352,13 @@ def load_eval_source(
     device: torch.device,
     cfg: TrainConfig,
     data_dir: str | None = None,
+    ten_crop: bool = False,
 ) -> BatchSource:
     """The ``split`` ('test', 'val', or 'train': the images it trained on) of the data set a checkpoint was
-    trained on, for evaluation (no augmentation)."""
+    trained on, for evaluation (no augmentation).
+
+    With ``ten_crop``, image-folder items are the whole resized centre square the ten crops are cut from.
+    """
     if split not in ("test", "val", "train"):
         raise ConfigError(f"split must be 'test', 'val' or 'train', got {split!r}")
     part = 0 if split == "train" else 1  # (train, validation) of the carve-out
@@ -283,10 +366,12 @@ def load_eval_source(
     if canonical_dataset_name(name) is None:
         folders = find_folder_splits(name)
         chans, size = meta.in_chans, meta.input_size
+        scale = parse_scale_jitter(cfg.scale_jitter) if cfg.scale_jitter else None
+        kw = {"train": False, "classes": meta.classes, "scale": scale, "canvas": ten_crop}
         if split == "test":
-            dataset = FolderDataset(folders["test"], size, chans, train=False, classes=meta.classes)
+            dataset = FolderDataset(folders["test"], size, chans, **kw)
         else:
-            full = FolderDataset(folders["train"], size, chans, train=False, classes=meta.classes)
+            full = FolderDataset(folders["train"], size, chans, **kw)
             dataset = full.subset(split_indices(len(full), cfg.val_split, cfg.split_seed)[part], train=False)
         return FolderBatches(dataset, batch_size, device, False, cfg.workers or 0)
     splits = {k: select_classes(v, meta.class_subset) for k, v in load_arrays(name, data_dir, cfg.download).items()}

@@ -178,7 +178,7 @@ def _set_up(
     torch.manual_seed(cfg.seed + env.rank)  # dropout masks: a stream per process
     optimizer = build_optimizer(
         model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov, tuple(cfg.betas),
-        cfg.norm_bias_decay,
+        cfg.norm_bias_decay, cfg.backbone_lr_mult,
     )
     aug_gen = torch.Generator(device=device)
     aug_gen.manual_seed(cfg.seed)
@@ -256,7 +256,7 @@ def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
         for x_u8, y in run.data.train.batches(state.epoch, state.step_in_epoch):
             lr = config_lr(cfg, state.global_step, state.planned_steps(steps), steps, run.plateau.reductions)
             for group in run.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_mult", 1.0)  # the backbone's share when fine-tuning
             loss, correct = _train_step(run, x_u8, y)
             state.partial.lr = lr
             window += torch.stack([loss.float() * y.numel(), correct.float()])
@@ -319,7 +319,9 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
     """Validate, log the epoch, adjust the schedule, checkpoint."""
     cfg, val = run.cfg, None
     if run.data.val is not None:
-        val = evaluate(run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env)
+        val = evaluate(
+            run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk
+        )
     # Every rank takes rank 0's clock, so that time-budget plans agree.
     row = state.finish_epoch(val, main_value(run.local_wall(), run.env, run.device))
     if cfg.schedule == "plateau" and val and run.plateau.observe(val["accuracy"]):
@@ -363,15 +365,19 @@ def _finish(run: _Run, state: TrainState) -> dict:
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
         selected = f"best validation accuracy (epoch {state.best_epoch})"
-    test = evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env)
+    test = evaluate(
+        model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk, cfg.ten_crop
+    )
     input_shape = (meta.in_chans, meta.input_size, meta.input_size)
     results = {
         "model": cfg.model,
         "data": meta.dataset,
         "run_dir": str(run.run_dir),
         "test_accuracy": test["accuracy"],
+        f"top{cfg.topk}_accuracy": test[f"top{cfg.topk}_accuracy"],  # test split, as torchvision's acc@5
         "test_loss": test["loss"],
         "test_images": test["count"],
+        "test_views": 10 if cfg.ten_crop else 2 if cfg.tta_flip else 1,  # predictions averaged per test image
         "selected": selected,
         "best_val_accuracy": state.best_val,
         "epochs_completed": state.epoch,

@@ -12,21 +12,37 @@ from cnnlab.errors import ConfigError
 __all__ = ["ModelEma", "build_optimizer", "param_groups"]
 
 
-def param_groups(model: nn.Module, weight_decay: float, norm_bias_decay: bool = True) -> list[dict]:
-    """Trainable parameters in one group, or two when norm weights and biases (1-D tensors) skip decay."""
+def param_groups(
+    model: nn.Module, weight_decay: float, norm_bias_decay: bool = True, backbone_lr_mult: float = 1.0
+) -> list[dict]:
+    """Trainable parameters in one group, or two when norm weights and biases (1-D tensors) skip decay.
+
+    With ``backbone_lr_mult`` other than 1, the classifier (``get_classifier()``) and the rest (the
+    backbone) are grouped apart; each group's ``lr_mult`` is the share of the learning rate it takes.
+    """
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the model has no trainable parameters (is everything frozen?)")
-    if norm_bias_decay:
-        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
-    # 1-D parameters are exactly the biases and the norm layers' scales and shifts.
-    decay = [p for _, p in params if p.ndim > 1]
-    no_decay = [p for _, p in params if p.ndim <= 1]
-    return [
-        g
-        for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
-        if g["params"]
-    ]
+    parts = [(params, 1.0)]
+    if backbone_lr_mult != 1.0:
+        head = {id(p) for p in _classifier(model).parameters()}
+        parts = [([q for q in params if id(q[1]) not in head], backbone_lr_mult),
+                 ([q for q in params if id(q[1]) in head], 1.0)]
+    groups = []
+    for part, lr_mult in parts:
+        if norm_bias_decay:
+            split = [([p for _, p in part], weight_decay)]
+        else:  # 1-D parameters are exactly the biases and the norm layers' scales and shifts
+            split = [([p for _, p in part if p.ndim > 1], weight_decay), ([p for _, p in part if p.ndim <= 1], 0.0)]
+        groups += [{"params": ps, "weight_decay": wd, "lr_mult": lr_mult} for ps, wd in split if ps]
+    return groups
+
+
+def _classifier(model: nn.Module) -> nn.Module:
+    if not hasattr(model, "get_classifier"):
+        raise ConfigError(f"{type(model).__name__} does not say which layer is its classifier; "
+                          f"leave out --backbone-lr-mult")
+    return model.get_classifier()
 
 
 def build_optimizer(
@@ -38,9 +54,12 @@ def build_optimizer(
     nesterov: bool = False,
     betas: tuple[float, float] = (0.9, 0.999),
     norm_bias_decay: bool = True,
+    backbone_lr_mult: float = 1.0,
 ) -> torch.optim.Optimizer:
-    """SGD or AdamW over the model's trainable parameters."""
-    groups = param_groups(model, weight_decay, norm_bias_decay)
+    """SGD or AdamW over the model's trainable parameters; a group's rate is ``lr`` times its ``lr_mult``."""
+    groups = param_groups(model, weight_decay, norm_bias_decay, backbone_lr_mult)
+    for group in groups:
+        group["lr"] = lr * group["lr_mult"]
     if name == "sgd":
         if nesterov and momentum <= 0:
             raise ConfigError("Nesterov momentum needs --momentum above 0")

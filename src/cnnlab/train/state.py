@@ -86,6 +86,7 @@ class TrainState:
             "train_accuracy": totals.accuracy,
             "val_loss": val["loss"] if val else None,
             "val_accuracy": val["accuracy"] if val else None,
+            **{f"val_{key}": value for key, value in (val or {}).items() if key.startswith("top")},
             "lr": totals.lr,
             "images_per_second": totals.images_per_second,
             "epoch_seconds": totals.seconds,
