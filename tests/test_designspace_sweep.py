@@ -10,7 +10,6 @@ import pytest
 import cnnlab.train
 from _tiny import make_idx_dataset
 from cnnlab.cli import main
-from cnnlab.data.readers import read_idx
 from cnnlab.errors import ConfigError, OutputPathError
 from cnnlab.experiments.designspace import TrainPlan, create_sweep, load_sweep, run_sweep
 from cnnlab.experiments.designspace.sweep import load_samples, sweep_jobs
@@ -66,24 +65,14 @@ def test_jobs_build_anynet_from_the_samples_with_one_recipe(sampled, fashion_dir
         sweep_jobs(sampled, _plan(fashion_dir, settings={"no_such_setting": 1}))
 
 
-def test_the_subset_folder_holds_the_asked_images_and_the_test_files(sampled, fashion_dir, tmp_path):
+def test_a_subset_is_the_trainers_share_of_every_class_with_the_sweeps_seed(sampled, fashion_dir, tmp_path):
     from cnnlab.experiments.designspace.sweep import _data_settings, _scale
 
     sweep = _copy_sweep(sampled, tmp_path)
     data = _data_settings(sweep, _plan(fashion_dir, subset=48), _scale(load_samples(sweep)[0]))
-    folder = sweep / "data" / "fashion-mnist-48+32-seed0"
-    assert data["data_dir"] == str(folder.resolve())
-    images = read_idx(folder / "train-images-idx3-ubyte")
-    labels = read_idx(folder / "train-labels-idx1-ubyte")
-    assert images.shape == (80, 28, 28) and labels.shape == (80,)
-    # A seeded draw of distinct training images: each is one of the originals.
-    originals = read_idx(fashion_dir / "train-images-idx3-ubyte.gz").reshape(160, -1)
-    rows = {r.tobytes() for r in originals}
-    assert all(img.tobytes() in rows for img in images.reshape(80, -1))
-    test_file = "t10k-images-idx3-ubyte.gz"
-    assert (folder / test_file).read_bytes() == (fashion_dir / test_file).read_bytes()
-    # The same subset is reused, another one refused.
-    assert _data_settings(sweep, _plan(fashion_dir, subset=48), _scale(load_samples(sweep)[0])) == data
+    assert data["train_subset"] == 48 + 32 and data["split_seed"] == 0 and data["data_dir"] == str(fashion_dir)
+    job = sweep_jobs(sweep, _plan(fashion_dir, subset=48), data=data)[0]
+    assert job.settings["train_subset"] == 80 and job.settings["val_split"] == 32
     with pytest.raises(ConfigError, match="does not fit"):
         _data_settings(sweep, _plan(fashion_dir, subset=500), _scale(load_samples(sweep)[0]))
 
@@ -221,7 +210,7 @@ def _fake_trainer(errors_by_epochs):
     def train(cfg):
         error = errors_by_epochs(cfg.epochs, sum(cfg.model_args["depths"]), Path(cfg.out).name)
         result = {"best_val_accuracy": 1 - error, "test_accuracy": 1 - error, "epochs": cfg.epochs,
-                  "val_split": cfg.val_split, "data_dir": cfg.data_dir}
+                  "val_split": cfg.val_split, "data_dir": cfg.data_dir, "train_subset": cfg.train_subset}
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
         (Path(cfg.out) / "results.json").write_text(json.dumps(result))
         return result
@@ -243,27 +232,13 @@ def test_the_rank_check_trains_some_networks_longer_alike_and_compares_rankings(
     long_dir = sweep / "runs-e3-n64-rank"
     results = [json.loads((long_dir / k / "results.json").read_text()) for k in check["keys"]]
     short = json.loads(next((sweep / "runs-e1-n64").glob("*/results.json")).read_text())
-    # Longer, and otherwise as the short training: the same subset folder and validation images.
-    assert all(r["epochs"] == 3 and r["data_dir"] == short["data_dir"] and r["val_split"] == 32 for r in results)
+    # Longer, and otherwise as the short training: the same subset and validation images.
+    assert all(r["epochs"] == 3 and r["train_subset"] == short["train_subset"] == 96 and r["val_split"] == 32
+               for r in results)
     assert len(read_record(long_dir / "results.jsonl")) == 3 and (tmp_path / "ranks.png").is_file()
     assert load_sweep(sweep)[0]["label"] == "e1-n64"  # the short training stays the default
     with pytest.raises(ConfigError, match="more --epochs"):
         rank_check(sweep, epochs=1, models=3)
-
-
-def test_a_cifar_subset_is_written_as_cifar_batches(tmp_path):
-    from _tiny import make_cifar_dataset
-    from cnnlab.data.sources import load_arrays
-    from cnnlab.experiments.designspace.subset import write_subset
-
-    make_cifar_dataset(tmp_path / "src", per_batch=20)
-    train = load_arrays("cifar10", tmp_path / "src", download=False)["train"]
-    folder = write_subset(train, "cifar10", 30, 10, 0, tmp_path / "subset")
-    again = load_arrays("cifar10", folder, download=False)
-    assert len(again["train"]) == 40 and again["train"].image_shape == (3, 32, 32)
-    assert len(again["test"]) == 20 and again["train"].classes == train.classes
-    chosen = {img.numpy().tobytes() for img in again["train"].images}
-    assert chosen <= {img.numpy().tobytes() for img in train.images}
 
 
 def test_data_of_another_shape_than_the_samples_is_refused(tmp_path):

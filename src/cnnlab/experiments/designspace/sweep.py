@@ -4,7 +4,6 @@ A sweep folder holds::
 
     sweep.json          the space, seed, MAC range and image scale the samples were drawn with
     samples.jsonl       one sampled network per line (key, the space's parameters, the AnyNet, MACs)
-    data/...            the training subset, when one is asked for (see subset.py)
     runs-LABEL/         one training of the samples: phase.json (its settings), results.jsonl (the
                         job runner's record, a line per finished trial) and a run folder per trial
 
@@ -25,7 +24,6 @@ from typing import Any
 from cnnlab.errors import ConfigError, OutputPathError
 from cnnlab.experiments.designspace.sampling import Sample, sample_space
 from cnnlab.experiments.designspace.spaces import ImageScale, config_to_dict, get_space
-from cnnlab.experiments.designspace.subset import write_subset
 from cnnlab.experiments.jobs import Job, JobResult, read_record, run_jobs
 from cnnlab.files import write_json_atomic, write_jsonl_atomic
 
@@ -153,8 +151,9 @@ def _scale(meta: Mapping[str, Any]) -> ImageScale:
 
 
 def _data_settings(sweep: Path, plan: TrainPlan, scale: ImageScale) -> dict[str, Any]:
-    """Where every trial reads its images: the subset folder, or the data set itself (fetched once here,
-    not by several workers at once)."""
+    """Where every trial reads its images (the data set fetched once here, not by several workers at once) and,
+    with a subset, which ones: N + `val` training images, the same share of every class, drawn with the
+    sweep's seed (the trainer's --train-subset), of which the trainer carves the `val` validation images."""
     from cnnlab.data.sources import canonical_dataset_name, load_arrays
 
     key = canonical_dataset_name(plan.data)
@@ -169,11 +168,13 @@ def _data_settings(sweep: Path, plan: TrainPlan, scale: ImageScale) -> dict[str,
             f"the sweep was sampled for {scale.in_chans}x{scale.image_size}x{scale.image_size} images of "
             f"{scale.num_classes} classes, {key} has {chans}x{height}x{height} of {len(train.classes)}: sample "
             f"with --image-size {height} --in-chans {chans} --num-classes {len(train.classes)}")
+    settings = {"data": key, "data_dir": plan.data_dir, "download": False}
     if not plan.subset:
-        return {"data": key, "data_dir": plan.data_dir, "download": False}
-    folder = write_subset(train, key, plan.subset, plan.val, plan.seed,
-                          sweep / "data" / f"{key}-{plan.subset}+{plan.val}-seed{plan.seed}")
-    return {"data": key, "data_dir": str(folder.resolve()), "download": False}
+        return settings
+    if plan.subset + plan.val > len(train):
+        raise ConfigError(f"--subset {plan.subset} plus --val {plan.val} images does not fit in the "
+                          f"{len(train)} training images of {key}")
+    return {**settings, "train_subset": plan.subset + plan.val, "split_seed": plan.seed}
 
 
 def sweep_jobs(sweep: str | Path, plan: TrainPlan, keys: Sequence[str] | None = None,
