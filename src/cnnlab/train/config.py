@@ -461,7 +461,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, positional_model: bool
             scalar = str  # parsed by _coerce from key=value text
         flag = "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _flag_help(f)}
-        if scalar is bool and not optional:
+        if scalar is bool:  # a switch, --name / --no-name, also when None means "decide for me"
             kw["action"] = argparse.BooleanOptionalAction
         elif is_list:
             kw.update(nargs=f.metadata.get("nargs", "*"), type=scalar, metavar=scalar.__name__.upper())
@@ -484,8 +484,27 @@ def _flag_type(name: str):
 
 
 def _flag_help(f) -> str:
+    """The field's help, with its default unless the text already says what the default is."""
+    text = f.metadata["help"]
+    if f.name == "recipe":
+        text += "; " + "; ".join(f"{name} sets {_settings_text(values)}" for name, values in RECIPES.items())
+    if "default" in text:
+        return text.replace("%", "%%")
     default = f.default if f.default is not MISSING else f.default_factory()
-    return f"{f.metadata['help']} (default: {default})"
+    shown = "off" if default is False else "on" if default is True else "none" if default is None else default
+    return f"{text} (default: {shown})".replace("%", "%%")
+
+
+def _settings_text(values: dict[str, Any]) -> str:
+    """A recipe's settings as the flags a user would type: ``--epochs 5 --no-nesterov ...``."""
+    words = []
+    for key, value in values.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return " ".join(words)
 
 
 def config_from_args(args: argparse.Namespace, config_file: str | Path | None = None) -> TrainConfig:
