@@ -11,11 +11,29 @@ from typing import Any
 from cnnlab.errors import ConfigError
 from cnnlab.options import parse_model_spec, parse_options
 
-__all__ = ["UsageError", "print_json_or", "say", "split_model_words"]
+__all__ = ["UsageError", "examples", "print_json_or", "say", "split_model_words"]
 
 
 class UsageError(ConfigError):
     """Arguments that do not make a command: printed as one line, exit status 2."""
+
+
+class _ExampleFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that the examples at the end keep their lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(_EXAMPLES):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+_EXAMPLES = "examples:"
+
+
+def examples(*lines: str) -> dict[str, Any]:
+    """``add_parser`` keywords that end a subcommand's ``--help`` with example command lines."""
+    return {"epilog": "\n".join([_EXAMPLES, *(f"  {line}" for line in lines)]),
+            "formatter_class": _ExampleFormatter}
 
 
 def print_json_or(args: argparse.Namespace, data: object, text: str) -> None:

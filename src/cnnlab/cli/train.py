@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli._common import UsageError, print_json_or
+from cnnlab.cli._common import UsageError, examples, print_json_or
 
 __all__ = ["register"]
 
@@ -42,6 +42,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                     "--config FILE (YAML or JSON), then the flags below. Builder options follow the name "
                     "after a colon (vgg11_bn:width_mult=0.25) or go in --model-args. Under torchrun the same "
                     "command trains with DistributedDataParallel.",
+        **examples("cnnlab train lenet5 --epochs 1 --out runs/lenet5",
+                   "cnnlab train resnet20 --recipe fast --time-budget 300 --out runs/r20",
+                   "cnnlab train vgg11_bn:width_mult=0.25,hidden=256 --epochs 2",
+                   "cnnlab train --resume runs/r20 --epochs 8"),
     )
     p.add_argument("--config", metavar="FILE", help="YAML or JSON file of settings (the flag names)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
@@ -62,7 +66,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="accuracy of a checkpoint on its data set's test split",
                        description="Evaluate a training checkpoint on the test (or validation) split of "
-                                   "the data set it was trained on.")
+                                   "the data set it was trained on.",
+                       **examples("cnnlab eval runs/lenet5", "cnnlab eval runs/r20/last.pt --tta-flip --split val"))
     p.add_argument("checkpoint", help="a checkpoint file (best.pt, last.pt) or a run directory")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
@@ -89,7 +94,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k classes of image files under a checkpoint",
                        description="Classify image files with a trained checkpoint; images are converted "
-                                   "to the training data's channels and size.")
+                                   "to the training data's channels and size.",
+                       **examples("cnnlab predict runs/lenet5 ankle-boot.png --topk 3"))
     p.add_argument("checkpoint", help="a checkpoint file (best.pt, last.pt) or a run directory")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
@@ -113,7 +119,8 @@ def _add_ensemble(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ensemble", help="accuracy of the averaged softmax of several checkpoints",
                        description="Average the softmax outputs of checkpoints trained on the same data "
                                    "(the ensemble of AlexNet's paper) and report each one's accuracy and "
-                                   "the ensemble's.")
+                                   "the ensemble's.",
+                       **examples("cnnlab ensemble runs/a runs/b runs/c"))
     p.add_argument("checkpoints", nargs="+", help="two or more checkpoint files or run directories")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
