@@ -106,7 +106,10 @@ class FolderDataset(Dataset):
 
 
 def find_folder_splits(root: str | Path) -> dict[str, Path]:
-    """The train and test folders of an image-folder data set: ROOT/train and ROOT/test (or ROOT/val)."""
+    """The folders of an image-folder data set: ROOT/train, ROOT/test (or ROOT/val), and ROOT/val beside test/.
+
+    Keys ``train`` and ``test``, and ``val`` when ROOT holds both test/ and val/ (a validation set of its own).
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"{root} is neither a known data set name nor a folder")
@@ -117,4 +120,7 @@ def find_folder_splits(root: str | Path) -> dict[str, Path]:
             f"image folder {root} needs a train/ and a test/ (or val/) subfolder, each with one "
             f"subfolder of images per class"
         )
-    return {"train": train, "test": test}
+    found = {"train": train, "test": test}
+    if test.name == "test" and (root / "val").is_dir():
+        found["val"] = root / "val"
+    return found

@@ -73,10 +73,11 @@ class TrainConfig:
     )
     data_dir: str | None = _f(None, "folder holding the data files (else $CNNLAB_DATA, then the system's)")
     download: bool = _f(True, "download a missing named data set with torchvision when the network allows")
-    val_split: float = _f(
-        5000,
-        "validation images carved from the training set: a fraction below 1 or a "
-        "count; 0 trains on all and selects the last epoch",
+    val_split: float | None = _f(
+        None,
+        "validation images carved from the training set: a fraction below 1 or a count; 0 trains on all "
+        "and selects the last epoch; default: 5000 images of a named data set; for an image folder its "
+        "val/ subfolder when it has test/ too, else a tenth of train/",
     )
     split_seed: int = _f(0, "seed of the validation carve-out and of --train-subset (kept apart from --seed)")
     classes: list[int] = _f(
@@ -221,7 +222,7 @@ class TrainConfig:
             (not self.freeze_backbone or self.init, "freeze_backbone needs --init weights to keep"),
             (self.schedule != "multistep" or self.milestones, "the multistep schedule needs --milestones"),
             (
-                self.schedule != "plateau" or self.val_split > 0,
+                self.schedule != "plateau" or self.val_split != 0,
                 "the plateau schedule watches validation accuracy: give a --val-split above 0",
             ),
         ]
