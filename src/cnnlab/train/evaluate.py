@@ -13,6 +13,7 @@ from cnnlab.data import BatchAugment, BatchSource, load_image
 from cnnlab.errors import ConfigError
 from cnnlab.train.build import build_model, split_outputs
 from cnnlab.train.checkpoint import RunCheckpoint, load_run_checkpoint
+from cnnlab.train.console import eval_bar
 from cnnlab.train.distributed import DistEnv, all_reduce_sum
 from cnnlab.train.inputs import augment_from_meta, load_eval_source
 from cnnlab.train.runtime import autocast, select_device
@@ -44,19 +45,26 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     tta_flip: bool = False,
     env: DistEnv | None = None,
+    progress: str | None = None,
 ) -> dict[str, float]:
-    """Mean cross-entropy loss and accuracy (a fraction) of ``model`` over every batch of ``source``."""
+    """Mean cross-entropy loss and accuracy (a fraction) of ``model`` over every batch of ``source``.
+
+    ``progress`` names the pass on a progress bar (main process only); None shows none.
+    """
+    env = env or DistEnv()
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    for x_u8, y in source.batches(0):
-        with autocast(device, amp_dtype):
-            logits = _logits(model, augment.eval(x_u8), tta_flip)
-        totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
-        totals[1] += (logits.argmax(1) == y).sum()
-        totals[2] += y.numel()
-    all_reduce_sum(totals, env or DistEnv())
+    with eval_bar(len(source), progress or "", progress is not None and env.is_main) as bar:
+        for x_u8, y in source.batches(0):
+            with autocast(device, amp_dtype):
+                logits = _logits(model, augment.eval(x_u8), tta_flip)
+            totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
+            totals[1] += (logits.argmax(1) == y).sum()
+            totals[2] += y.numel()
+            bar.update()
+    all_reduce_sum(totals, env)
     model.train(was_training)
     loss, correct, count = totals.tolist()
     return {"loss": loss / max(count, 1), "accuracy": correct / max(count, 1), "count": int(count)}

@@ -248,7 +248,7 @@ def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
     """Train the rest of the current epoch; False when stopped before its end (time budget or Ctrl-C)."""
     cfg, steps = run.cfg, len(run.data.train)
     run.model.train()
-    bar = ProgressBar(state, steps, enabled=not cfg.quiet and run.env.is_main)
+    bar = ProgressBar(state, steps, enabled=not cfg.quiet and run.env.is_main, budget=cfg.time_budget)
     window = torch.zeros(2, device=run.device)  # loss sum, correct predictions since the last sync
     images = 0  # counted on the host: a device-side count would cost a host-to-device copy per step
     tick = time.perf_counter()
@@ -319,7 +319,8 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
     """Validate, log the epoch, adjust the schedule, checkpoint."""
     cfg, val = run.cfg, None
     if run.data.val is not None:
-        val = evaluate(run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env)
+        val = evaluate(run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env,
+                       progress=None if cfg.quiet else "validation")
     # Every rank takes rank 0's clock, so that time-budget plans agree.
     row = state.finish_epoch(val, main_value(run.local_wall(), run.env, run.device))
     if cfg.schedule == "plateau" and val and run.plateau.observe(val["accuracy"]):
@@ -363,7 +364,8 @@ def _finish(run: _Run, state: TrainState) -> dict:
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
         selected = f"best validation accuracy (epoch {state.best_epoch})"
-    test = evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env)
+    test = evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env,
+                    progress=None if cfg.quiet else "test")
     input_shape = (meta.in_chans, meta.input_size, meta.input_size)
     results = {
         "model": cfg.model,
