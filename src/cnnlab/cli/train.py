@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from cnnlab.cli._common import UsageError, examples, print_json_or
+from cnnlab.cli._common import UsageError, examples, print_json_or, say
 
 __all__ = ["register"]
 
@@ -55,36 +56,59 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from cnnlab.train import evaluate_checkpoint
+    from cnnlab.train.console import confusion_text
 
     r = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.batch_size, args.tta_flip,
-                            args.device)
+                            args.device, progress=args.format == "text")
+    say(f"evaluated {r['checkpoint']} ({r['weights']}); mirror TTA {'on' if r['tta_flip'] else 'off'} "
+        f"({r['tta_source']})")
+    plot = _confusion_figure(r, args.plot)
     print_json_or(args, r, f"{r['model']} on {r['data']} {r['split']}: accuracy {100 * r['accuracy']:.2f}% "
-                           f"(loss {r['loss']:.4f}, {r['count']} images)")
+                           f"(loss {r['loss']:.4f}, {r['count']} images)\n\n"
+                           + confusion_text(r["classes"], r["confusion"]))
+    say(f"wrote {plot} (confusion matrix and per-class accuracy)")
     return 0
 
 
+def _confusion_figure(r: dict, plot: str | None) -> Path:
+    """Draw the confusion matrix to ``plot``, or beside the checkpoint (confusion-<split>.png)."""
+    from cnnlab.plots import confusion_matrix
+
+    path = Path(plot) if plot else Path(r["checkpoint"]).parent / f"confusion-{r['split']}.png"
+    title = f"{r['model']} on {r['data']} ({r['split']} split, {Path(r['checkpoint']).name})"
+    confusion_matrix(r["confusion"], r["classes"], title=title).savefig(path, dpi=120)
+    return path
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="accuracy of a checkpoint on its data set's test split",
+    p = sub.add_parser("eval", help="accuracy, confusion matrix and per-class accuracy of a checkpoint",
                        description="Evaluate a training checkpoint on the test (or validation) split of "
-                                   "the data set it was trained on.",
+                                   "the data set it was trained on: accuracy, loss, the confusion matrix and "
+                                   "each class's accuracy, as text and as a figure.",
                        **examples("cnnlab eval runs/lenet5", "cnnlab eval runs/r20/last.pt --tta-flip --split val"))
-    p.add_argument("checkpoint", help="a checkpoint file (best.pt, last.pt) or a run directory")
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("checkpoint", help="a checkpoint file, or a run directory: its best.pt if it has one (the "
+                                      "weights its results report), else its last.pt")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="(default: test)")
     p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=1024, help="(default: 1024)")
     p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="average with mirror images (default: as in training)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+                   help="average with mirror images (default: as the run was trained)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="where to draw the confusion matrix (default: confusion-SPLIT.png beside the checkpoint)")
+    p.add_argument("--device", default="auto", help="(default: auto)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="(default: text)")
     p.set_defaults(func=_cmd_eval)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.train import predict_files
 
-    rows = predict_files(args.checkpoint, args.images, args.topk, args.device)
+    rows = predict_files(args.checkpoint, args.images, args.topk, args.device, invert=args.invert)
     lines = []
     for row in rows:
+        if row["light_background"] and not row["inverted"]:
+            say(f"{row['image']} has a light background, but the training images are light on dark; if it is "
+                f"a dark item on a light background, try --invert")
         top = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in row["top"])
         lines.append(f"{row['image']}: {top}")
     print_json_or(args, rows, "\n".join(lines))
@@ -95,10 +119,14 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k classes of image files under a checkpoint",
                        description="Classify image files with a trained checkpoint; images are converted "
                                    "to the training data's channels and size.",
-                       **examples("cnnlab predict runs/lenet5 ankle-boot.png --topk 3"))
+                       **examples("cnnlab predict runs/lenet5 ankle-boot.png --topk 3",
+                                  "cnnlab predict runs/lenet5 photo-of-a-shoe.jpg --invert"))
     p.add_argument("checkpoint", help="a checkpoint file (best.pt, last.pt) or a run directory")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=False,
+                   help="use each image's negative (255 - pixel): a dark item on white paper becomes light on "
+                        "black, as Fashion-MNIST's are (default: off)")
     p.add_argument("--device", default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_predict)

@@ -12,7 +12,10 @@ from tqdm import tqdm
 
 from cnnlab.train.state import TrainState
 
-__all__ = ["ProgressBar", "clock", "epoch_line", "eval_bar", "notice", "print_epoch", "print_result"]
+__all__ = ["ProgressBar", "clock", "confusion_text", "epoch_line", "eval_bar", "notice", "print_epoch", "print_result"]
+
+# Beyond this many classes the matrix is too wide for a terminal: only the per-class lines are printed.
+_MATRIX_COLUMNS = 20
 
 
 def notice(message: str, enabled: bool = True) -> None:
@@ -122,3 +125,25 @@ def print_result(results: dict, results_file: Path, enabled: bool = True) -> Non
             f"{results['images_per_second']:,.0f} img/s; results in {results_file}",
             flush=True,
         )
+
+
+def confusion_text(classes: list[str], matrix: list[list[int]]) -> str:
+    """The confusion matrix (rows: true class; columns: predicted class, by index), each class's accuracy and
+    the class it is most often taken for."""
+    k = len(classes)
+    names = [f"{i} {name}" for i, name in enumerate(classes)]
+    name_width = max(len(n) for n in names)
+    cell = max(len(str(v)) for row in matrix for v in [*row, k - 1])
+    show = k <= _MATRIX_COLUMNS
+    columns = " ".join(str(j).rjust(cell) for j in range(k)) + "  " if show else ""
+    lines = [
+        "rows: true class; columns: predicted class (by index)" if show else "per class",
+        f"{'':{name_width}}  {columns}accuracy  most often taken for",
+    ]
+    for i, row in enumerate(matrix):
+        total = max(sum(row), 1)
+        count, j = max(((v, j) for j, v in enumerate(row) if j != i), default=(0, i))
+        confused = f"{classes[j]} ({100 * count / total:.1f}%)" if count else "-"
+        cells = " ".join(str(v).rjust(cell) for v in row) + "  " if show else ""
+        lines.append(f"{names[i]:{name_width}}  {cells}{100 * row[i] / total:7.1f}%  {confused}")
+    return "\n".join(lines)
