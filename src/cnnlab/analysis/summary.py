@@ -46,7 +46,7 @@ from torch.utils._pytree import tree_flatten
 
 from cnnlab.analysis.counting import conv_params, count_params, op_flops, op_macs
 from cnnlab.analysis.receptive_field import Field, Traced, conv_output_size, op_field
-from cnnlab.analysis.table import human, render
+from cnnlab.analysis.table import fraction_text, human, receptive_field_text, render
 
 __all__ = [
     "LAYER_KEYS",
@@ -123,7 +123,8 @@ class Summary:
         frozen = t["params"] - t["trainable_params"]
         shape = "x".join(str(v) for v in self.input_size)
         rf = t["receptive_field"]
-        rf_text = (f"{_axes(rf['size'])} px, stride {_axes(rf['stride'])}, start {_axes(rf['start'])}"
+        rf_text = (f"{receptive_field_text(rf)}, start {_axes(rf['start'])}"
+                   " (size: input pixels one unit sees; stride: input pixels between neighbouring units)"
                    if rf else "none (no spatial feature map)")
         return [
             f"Input: {shape} ({self.dtype}), one image",
@@ -144,8 +145,8 @@ _FORMATTERS = {"params": lambda v: v if isinstance(v, str) else human(v), "macs"
                "activation": lambda v: human(v, "B")}
 
 
-def _axes(value: object) -> str:
-    return "x".join(str(v) for v in value) if isinstance(value, list) else str(value)
+def _axes(value: object, fmt=str) -> str:
+    return "x".join(fmt(v) for v in value) if isinstance(value, list) else fmt(value)
 
 
 def _display_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +162,7 @@ def _display_row(row: dict[str, Any]) -> dict[str, Any]:
         "flops": row["flops"],
         "activation": row["activation_bytes"],
         "rf": _axes(rf["size"]) if rf else None,
-        "rf_stride": _axes(rf["stride"]) if rf else None,
+        "rf_stride": _axes(rf["stride"], fraction_text) if rf else None,
         "rf_start": _axes(rf["start"]) if rf else None,
     }
 
