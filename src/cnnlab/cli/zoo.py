@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cnnlab.cli._common import UsageError, examples, say, split_model_words
+from cnnlab.cli._common import UsageError, examples, print_json_or, say, split_model_words
 
 __all__ = ["register"]
 
@@ -41,6 +41,27 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--family", help="only this family (e.g. resnet, densenet)")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
     p.set_defaults(func=_cmd_models)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.card import model_card, render_card
+    from cnnlab.options import parse_model_spec
+
+    name, options = parse_model_spec(args.name)
+    card = model_card(name, **options)
+    print_json_or(args, card, render_card(card).rstrip("\n"))
+    return 0
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="one network's paper, key idea, smallest input, size and cost",
+                       description="What a network is: its paper (authors, year, venue), the key idea in two "
+                                   "lines, the smallest input it takes, its parameters and multiply-accumulates "
+                                   "(MACs) at its standard input, and its torchvision twin if any.",
+                       **examples("cnnlab info resnet50", "cnnlab info vgg11_bn:width_mult=0.25 --format json"))
+    p.add_argument("name", metavar="NAME[:key=value,...]", help="a registered model (`cnnlab models` lists them)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="(default: text)")
+    p.set_defaults(func=_cmd_info)
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -249,6 +270,6 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``models``, ``summary``, ``compare`` and ``demo``."""
-    for add in (_add_models, _add_summary, _add_compare, _add_demo):
+    """Add ``models``, ``info``, ``summary``, ``compare`` and ``demo``."""
+    for add in (_add_models, _add_info, _add_summary, _add_compare, _add_demo):
         add(sub)
