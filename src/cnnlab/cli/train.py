@@ -158,7 +158,33 @@ def _add_ensemble(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_ensemble)
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from cnnlab.plots import run_curves
+    from cnnlab.train.runlog import read_run
+
+    run = read_run(args.run_dir)
+    cfg, epochs = run.config, len(run.history)
+    title = f"{cfg['model']} on {cfg['data']}: {epochs} epoch{'s' if epochs != 1 else ''} ({run.dir})"
+    if run.results:
+        title += f"; test accuracy {100 * run.results['test_accuracy']:.2f}%"
+    path = Path(args.out) if args.out else run.dir / "curves.png"
+    run_curves(run.history, run.curve, title=title).savefig(path, dpi=120)
+    say(f"wrote {path}")
+    return 0
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="one run's training and validation curves: loss, accuracy, learning rate",
+                       description="Draw a run's curves from its directory (curve.jsonl, metrics.jsonl): training "
+                                   "loss and accuracy every logging window and per epoch, validation loss and "
+                                   "accuracy per epoch, and the learning rate. Works on a run still training.",
+                       **examples("cnnlab plot runs/lenet5", "cnnlab plot runs/r20 --out r20-curves.png"))
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `cnnlab train`")
+    p.add_argument("--out", metavar="FILE", help="the figure (PNG, SVG, PDF; default: RUN_DIR/curves.png)")
+    p.set_defaults(func=_cmd_plot)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``train``, ``eval``, ``predict`` and ``ensemble``."""
-    for add in (_add_train, _add_eval, _add_predict, _add_ensemble):
+    """Add ``train``, ``eval``, ``predict``, ``ensemble`` and ``plot``."""
+    for add in (_add_train, _add_eval, _add_predict, _add_ensemble, _add_plot):
         add(sub)

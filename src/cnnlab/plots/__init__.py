@@ -8,5 +8,6 @@ re-exports them all, and imports nothing from the rest of cnnlab, so every layer
 
 from cnnlab.plots.comparison import accuracy_vs_time, complexity_chart, learning_curves
 from cnnlab.plots.evaluation import confusion_matrix
+from cnnlab.plots.training import run_curves
 
-__all__ = ["accuracy_vs_time", "complexity_chart", "confusion_matrix", "learning_curves"]
+__all__ = ["accuracy_vs_time", "complexity_chart", "confusion_matrix", "learning_curves", "run_curves"]
