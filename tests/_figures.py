@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 
@@ -34,7 +35,8 @@ def outside_canvas(fig: Figure, renderer=None, slack: float = 1.0) -> list[str]:
 
 def label_boxes(ax, renderer) -> list[tuple[str, Bbox]]:
     """(text, extent) of the labels written on an axes' data (annotations), not its ticks or title."""
-    return [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts if t.get_visible() and t.get_text()]
+    # Text's own extent: an annotation's would include its leader line
+    return [(t.get_text(), Text.get_window_extent(t, renderer)) for t in ax.texts if t.get_visible() and t.get_text()]
 
 
 def overlaps(boxes: list[tuple[str, Bbox]], slack: float = 1.0) -> list[tuple[str, str]]:
