@@ -264,6 +264,8 @@ def learning_curves(histories: Mapping[str, Sequence[Row]], *, dataset: str, bud
         ax.set_xlabel(_AXIS_LABELS.get(x, x))
         ax.set_ylabel(_AXIS_LABELS.get(metric, metric))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # one legend for all panels, beside them: it never covers a curve
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
     fig.suptitle(_title("learning curves", dataset, budget))
     return fig
