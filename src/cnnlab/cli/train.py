@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
-from cnnlab.cli._common import UsageError, examples, print_json_or, say
+from cnnlab.cli._common import UsageError, examples, print_json_or, say, smoke_caps
 
 __all__ = ["register"]
 
@@ -24,7 +25,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         names = set(TrainConfig.__dataclass_fields__)
         resume_training(args.resume, {k: v for k, v in vars(args).items() if k in names})
     else:
-        train(config_from_args(args, args.config))
+        cfg = config_from_args(args, args.config)
+        train(replace(cfg, **smoke_caps(cfg.to_dict())))
     return 0
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cnnlab.cli._common import UsageError, examples, print_json_or, say, split_model_words
+from cnnlab.cli._common import UsageError, examples, print_json_or, say, smoke_caps, split_model_words
 
 __all__ = ["register"]
 
@@ -159,6 +159,7 @@ def _train_and_compare(args: argparse.Namespace, specs: Sequence[tuple[str, dict
         "time_budget": args.time_budget, "batch_size": args.batch_size, "threads": args.threads,
         "seed": args.seed, "quiet": args.quiet,
     }.items() if v is not None}
+    settings = smoke_caps(settings)
     out = args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"
     # Training logs go to stderr: stdout carries only the table, so --format json/csv can be piped.
     with contextlib.redirect_stdout(sys.stderr):
@@ -228,7 +229,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.time_budget:  # the planner fits each schedule to the budget, up to this many epochs
         budget = {"time_budget": args.time_budget, "epochs": _DEMO_MAX_EPOCHS}
     given = {"data_dir": args.data_dir, "quiet": args.quiet, "threads": args.threads}
-    settings = {**DEMO_SETTINGS, **budget, **{k: v for k, v in given.items() if v is not None}}
+    settings = smoke_caps({**DEMO_SETTINGS, **budget, **{k: v for k, v in given.items() if v is not None}})
     print(f"cnnlab demo: training {len(contenders)} networks on {settings['data']} "
           f"({budget_text(settings)}) into {args.out}", file=sys.stderr)
     report = run_comparison(contenders, args.out, settings, reference=args.reference,
