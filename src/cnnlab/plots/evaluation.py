@@ -57,7 +57,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], *,
     bars.set_xlim(0, 100)
     bars.set_xlabel("Accuracy (%)")
     bars.tick_params(labelleft=False)
-    bars.set_title("per class", fontsize=9)
+    bars.set_title("accuracy per class", fontsize=9)
     bars.grid(True, axis="x", alpha=0.3)
     total = sum(sum(row) for row in matrix)
     correct = sum(matrix[i][i] for i in range(k))
