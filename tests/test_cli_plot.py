@@ -41,6 +41,7 @@ def test_run_curves_panels_and_series():
     assert list(val.get_ydata()) == pytest.approx([28, 56, 84])  # percent
     assert list(lr.get_lines()[0].get_ydata()) == pytest.approx([0.1 - s / 200 for s in range(1, 13)])
     assert not outside_canvas(fig, drawn(fig))
+    assert "label smoothing 0.1" in run_curves(history, curve, label_smoothing=0.1).axes[0].get_title()
 
 
 def test_plot_of_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):

@@ -170,7 +170,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if run.results:
         title += f"; test accuracy {100 * run.results['test_accuracy']:.2f}%"
     path = Path(args.out) if args.out else run.dir / "curves.png"
-    run_curves(run.history, run.curve, title=title).savefig(path, dpi=120)
+    run_curves(run.history, run.curve, title=title,
+               label_smoothing=cfg.get("label_smoothing") or 0.0).savefig(path, dpi=120)
     say(f"wrote {path}")
     return 0
 

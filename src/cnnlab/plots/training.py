@@ -42,8 +42,13 @@ def _panel(ax, curve: Sequence[Row], history: Sequence[Row], key: str, scale: fl
     ax.grid(True, alpha=0.3)
 
 
-def run_curves(history: Sequence[Row], curve: Sequence[Row] = (), *, title: str = "") -> Figure:
-    """Loss, accuracy and learning rate of one run against epochs, in three panels with one shared legend."""
+def run_curves(history: Sequence[Row], curve: Sequence[Row] = (), *, title: str = "",
+               label_smoothing: float = 0.0) -> Figure:
+    """Loss, accuracy and learning rate of one run against epochs, in three panels with one shared legend.
+
+    With ``label_smoothing`` the loss panel says that the training loss was computed against smoothed
+    targets (so it sits above the validation loss, which is not).
+    """
     if not history and not curve:
         raise DataError("the run has no metrics to plot yet")
     fig = Figure(figsize=(15, 4.6), layout="constrained")
@@ -63,7 +68,7 @@ def run_curves(history: Sequence[Row], curve: Sequence[Row] = (), *, title: str 
     handles, labels = accuracy.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False)
-    loss.set_title("loss")
+    loss.set_title(f"loss (training: label smoothing {label_smoothing:g})" if label_smoothing else "loss")
     accuracy.set_title("accuracy")
     lr.set_title("learning rate")
     if title:
