@@ -253,8 +253,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # A CPU laptop and a few minutes (give them with --time-budget): one-cycle SGD with Nesterov momentum,
     # label smoothing, mirror images in training and testing, every training image used (no validation
     # carve-out). Batch 128 gives twice the steps of 256 at the same speed on a CPU. No random crops: a
-    # run of a few epochs underfits. benchmarks/time_to_accuracy.py measures it (README: 93.35% in 5 min,
-    # 94.53% in 15 min on 2 cores); add `--set crop_padding=2 batch_size=256` there to see the crops cost.
+    # run of a few epochs underfits. benchmarks/time_to_accuracy.py measures it (docs/benchmarks.md: 93.35% in
+    # 5 min, 94.53% in 15 min on 2 cores); add `--set crop_padding=2 batch_size=256` there to see the crops cost.
     "fast": {
         "epochs": 5,
         "batch_size": 128,
