@@ -14,7 +14,7 @@ the full sweep (a direct 31 x 31 convolution of a 256 x 256 image is the slowest
 minutes on 2 cores. Use --channels and --batch to see how the constants move.
 
 Writes to --out: results.json (configuration, environment, every timing, crossovers), results.csv,
-table.md (the ratio tables to paste into the README) and fft_conv.png (ratio against kernel size).
+table.md (the ratio tables to paste into docs/benchmarks.md) and fft_conv.png (ratio against kernel size).
 """
 
 from __future__ import annotations

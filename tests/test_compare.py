@@ -83,7 +83,7 @@ def test_reference_rows_accept_cnnlab_names_and_reject_others():
 def test_render_rows_formats():
     rows = compare_models(["lenet5"], (1, 32, 32))
     table = render_rows(rows)
-    assert "32 /4" in table and "60.85K" in table  # receptive field "size /stride", parameters in K
+    assert "32 px, stride 4" in table and "60.85K" in table  # receptive field in pixels, parameters in K
     parsed = list(csv.DictReader(io.StringIO(render_rows(rows, "csv"))))
     assert parsed[0]["params"] == "60850" and json.loads(parsed[0]["receptive_field"])["size"] == 32
     assert json.loads(render_rows(rows, "json"))[0]["macs"] == 326520

@@ -112,3 +112,23 @@ def test_a_diverging_network_is_reported_and_the_others_still_train(fashion_dir,
     assert by_model["lenet5"]["test_accuracy"] is None and "NaN" in by_model["lenet5"]["error"]
     assert by_model["lenet5_relu"]["test_accuracy"] is not None
     assert report.files["complexity"].exists()
+
+
+def test_demo_takes_a_lineup_and_a_budget(fashion_dir, tmp_path, capsys):
+    common = ["--data-dir", str(fashion_dir), "--quiet", "--threads", "1"]
+    assert main(["demo", "--models", "lenet5_relu", "--epochs", "1", "--out", str(tmp_path / "e"), *common]) == 0
+    config = json.loads((tmp_path / "e" / "lenet5_relu" / "config.json").read_text())
+    assert config["model"] == "lenet5_relu" and config["epochs"] == 1 and config["time_budget"] is None
+    assert "lenet5_relu" in capsys.readouterr().out
+    assert main(["demo", "--models", "lenet5_relu", "--time-budget", "20", "--out", str(tmp_path / "t"), *common]) == 0
+    config = json.loads((tmp_path / "t" / "lenet5_relu" / "config.json").read_text())
+    assert config["time_budget"] == 20 and config["epochs"] > 1  # the budget, not an epoch count, ends it
+    with pytest.raises(SystemExit):
+        main(["demo", "--epochs", "1", "--time-budget", "20"])
+    assert "notes' model-complexity comparison" in " ".join(_demo_help().split())
+
+
+def _demo_help() -> str:
+    from cnnlab.cli import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices["demo"].format_help()

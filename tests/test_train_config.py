@@ -47,7 +47,6 @@ def test_flags_become_typed_values():
             "--drop-rate",
             "none",
             "--channels-last",
-            "true",
             "--no-norm-bias-decay",
         ]
     )

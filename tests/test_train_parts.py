@@ -188,8 +188,11 @@ def test_rng_states_round_trip(tmp_path):
 def test_amp_on_cpu_depends_on_fast_bf16(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
-    dtype, note = runtime.resolve_amp("auto", cpu)
+    assert runtime.resolve_amp("auto", cpu) == (None, None)  # not asked for: fp32 without a note
+    dtype, note = runtime.resolve_amp("bf16", cpu)
     assert dtype is None and "no fast bf16" in note and "\n" not in note
+    assert runtime.resolve_amp("auto", torch.device("mps")) == (None, None)
+    assert "mixed precision off" in runtime.resolve_amp("bf16", torch.device("mps"))[1]
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
     assert runtime.resolve_amp("auto", cpu) == (torch.bfloat16, None)
     assert runtime.resolve_amp("off", cpu) == (None, None)

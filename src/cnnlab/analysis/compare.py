@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from cnnlab.analysis.summary import Summary, summary
-from cnnlab.analysis.table import human, render
+from cnnlab.analysis.table import human, receptive_field_text, render
 from cnnlab.errors import ConfigError
 
 __all__ = [
@@ -146,21 +146,11 @@ def _percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def _field(value: Mapping[str, Any] | str | None) -> str:
-    if not value:
-        return "-"
-    if isinstance(value, str):  # "global"
-        return value
-    size, stride = value["size"], value["stride"]
-    size = "x".join(str(v) for v in size) if isinstance(size, list) else str(size)
-    stride = "x".join(f"{v:g}" for v in stride) if isinstance(stride, list) else f"{stride:g}"
-    return f"{size} /{stride}"
-
-
 _FORMATTERS = {
     "params": human, "macs": human, "flops": human, "activation_bytes": lambda v: human(v, "B"),
     "training_bytes": lambda v: human(v, "B"), "test_accuracy": _percent, "top5_accuracy": _percent,
-    "receptive_field": _field, "train_seconds": lambda v: f"{v:.1f}", "images_per_second": lambda v: f"{v:,.0f}",
+    "receptive_field": receptive_field_text, "train_seconds": lambda v: f"{v:.1f}",
+    "images_per_second": lambda v: f"{v:,.0f}",
 }
 
 
@@ -168,7 +158,7 @@ def render_rows(rows: Sequence[Mapping[str, Any]], fmt: str = "table",
                 columns: Sequence[str] | None = None) -> str:
     """Comparison or reference rows as a table, Markdown, CSV or JSON (raw numbers in CSV and JSON).
 
-    Tables show the receptive field as ``size /stride`` in pixels and accuracies in percent.
+    Tables show the receptive field as ``195 px, stride 5⅓`` and accuracies in percent.
     """
     if columns is None:
         columns = REFERENCE_COLUMNS if rows and "weights" in rows[0] else COMPARE_COLUMNS

@@ -56,7 +56,7 @@ from cnnlab.analysis.aten import ShapeCache, op_name, plain_attention
 from cnnlab.analysis.counting import FORWARD_ERRORS, conv_params, count_params, forward_error, op_flops, op_macs
 from cnnlab.analysis.field_trace import Traced, map_report, op_field, report, seed
 from cnnlab.analysis.receptive_field import Field
-from cnnlab.analysis.table import human, render
+from cnnlab.analysis.table import fraction_text, human, receptive_field_text, render
 from cnnlab.errors import ConfigError, InputSizeError
 from cnnlab.models.layers import conv_output_size
 
@@ -198,8 +198,8 @@ _FORMATTERS = {"params": lambda v: v if isinstance(v, str) else human(v), "macs"
                "activation": lambda v: human(v, "B")}
 
 
-def _axes(value: object) -> str:
-    return "x".join(str(v) for v in value) if isinstance(value, list) else str(value)
+def _axes(value: object, fmt=str) -> str:
+    return "x".join(fmt(v) for v in value) if isinstance(value, list) else fmt(value)
 
 
 def _field_text(rf: dict | str | None) -> str:
@@ -207,7 +207,8 @@ def _field_text(rf: dict | str | None) -> str:
         return "global (every unit sees the whole input)"
     if rf is None:
         return "unknown or none (no feature map could be followed to it)"
-    return f"{_axes(rf['size'])} px, stride {_axes(rf['stride'])}, start {_axes(rf['start'])}"
+    return (f"{receptive_field_text(rf)}, start {_axes(rf['start'])} (size: input pixels one unit sees; "
+            f"stride: input pixels between neighbouring units)")
 
 
 def _display_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +225,7 @@ def _display_row(row: dict[str, Any]) -> dict[str, Any]:
         "flops": row["flops"],
         "activation": row["activation_bytes"],
         "rf": _axes(rf["size"]) if local else rf,
-        "rf_stride": _axes(rf["stride"]) if local else None,
+        "rf_stride": _axes(rf["stride"], fraction_text) if local else None,
         "rf_start": _axes(rf["start"]) if local else None,
     }
 

@@ -6,11 +6,12 @@ import csv
 import io
 import json
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
 from cnnlab.errors import ConfigError
 
-__all__ = ["FORMATS", "human", "render"]
+__all__ = ["FORMATS", "fraction_text", "human", "receptive_field_text", "render"]
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -21,6 +22,37 @@ def human(n: float, unit: str = "") -> str:
         if abs(n) >= factor:
             return f"{n / factor:.2f}{suffix}{unit}"
     return f"{n:g}{unit}" if isinstance(n, float) else f"{n}{unit}"
+
+
+_VULGAR = {(1, 2): "½", (1, 3): "⅓", (2, 3): "⅔", (1, 4): "¼", (3, 4): "¾", (1, 5): "⅕", (2, 5): "⅖",
+           (3, 5): "⅗", (4, 5): "⅘", (1, 6): "⅙", (5, 6): "⅚", (1, 7): "⅐", (1, 8): "⅛", (3, 8): "⅜",
+           (5, 8): "⅝", (7, 8): "⅞", (1, 9): "⅑", (1, 10): "⅒"}
+
+
+def fraction_text(value: float) -> str:
+    """A stride such as 16/3 as '5⅓' (a Unicode fraction where one exists, else '32/7'); whole numbers stay whole."""
+    frac = Fraction(value).limit_denominator(1000)
+    if frac.denominator == 1:
+        return str(frac.numerator)
+    whole, part = divmod(frac.numerator, frac.denominator)
+    glyph = _VULGAR.get((part, frac.denominator))
+    if glyph is None:
+        return f"{frac.numerator}/{frac.denominator}"
+    return f"{whole}{glyph}" if whole else glyph
+
+
+def _per_axis(value: Any, fmt: Callable[[Any], str]) -> str:
+    return "x".join(fmt(v) for v in value) if isinstance(value, list | tuple) else fmt(value)
+
+
+def receptive_field_text(field: dict[str, Any] | str | None) -> str:
+    """A receptive field ``{size, stride, ...}`` as '195 px, stride 5⅓' (per axis 'HxW' when they differ);
+    a field that covers the whole input at every unit is 'global'."""
+    if not field:
+        return "-"
+    if isinstance(field, str):
+        return field
+    return f"{_per_axis(field['size'], str)} px, stride {_per_axis(field['stride'], fraction_text)}"
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str = "table", columns: Sequence[str] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli._common import say
+from cnnlab.cli._common import examples, say
 
 __all__ = ["register"]
 
@@ -30,10 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="get a data set onto this machine",
                        description="Data sets: `cnnlab data fetch NAME` finds NAME on disk, else installs "
                                    "Debian's package (as root, where apt-get exists), else downloads it with "
-                                   "torchvision, else says what is missing and how to get it.")
+                                   "torchvision, else says what is missing and how to get it.",
+                       **examples("cnnlab data fetch fashion-mnist"))
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     f = actions.add_parser("fetch", help="find or fetch a data set",
-                           description="Find or fetch a named data set. Example: cnnlab data fetch fashion-mnist")
+                           description="Find or fetch a named data set.",
+                           **examples("cnnlab data fetch fashion-mnist", "cnnlab data fetch cifar10 --data-dir data"))
     f.add_argument("name", help="fashion-mnist, mnist, cifar10 or cifar100")
     f.add_argument("--data-dir", help="look here first, and download here (default: $CNNLAB_DATA, else the cache)")
     f.add_argument("--apt", action=argparse.BooleanOptionalAction, default=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnlab.cli._common import say
+from cnnlab.cli._common import examples, say
 
 __all__ = ["register"]
 
@@ -148,11 +148,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ds = parser.add_subparsers(dest="designspace_command", metavar="STEP", required=True)
 
-    p = ds.add_parser("spaces", help="list the design spaces")
+    p = ds.add_parser("spaces", help="list the design spaces", **examples("cnnlab designspace spaces"))
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_spaces)
 
-    p = ds.add_parser("sample", help="sample networks of a space under a MAC range into a sweep folder")
+    p = ds.add_parser("sample", help="sample networks of a space under a MAC range into a sweep folder",
+                      **examples("cnnlab designspace sample --space anynetx_a --n 100 --macs 1.4M:1.6M --out sweeps/a"))
     p.add_argument("--space", required=True, help="anynetx_a ... anynetx_e, regnet, regnetx, regnety")
     p.add_argument("--n", type=int, required=True, help="networks to sample")
     p.add_argument("--macs", metavar="LOW:HIGH", help="MAC range, e.g. 5M:10M (default: the paper's 360-400 MF "
@@ -167,14 +168,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--stem-stride", type=int, default=1, choices=(1, 2), help="stem stride (default: 1)")
     p.set_defaults(func=_cmd_sample)
 
-    p = ds.add_parser("run", help="train every sample of a sweep with one short recipe (resumable)")
+    p = ds.add_parser("run", help="train every sample of a sweep with one short recipe (resumable)",
+                      **examples("cnnlab designspace run sweeps/a --epochs 2 --subset 15000 --workers 2",
+                                 "cnnlab designspace run sweeps/a --epochs 2 --executor ray --address auto"))
     p.add_argument("sweep", help="sweep folder")
     _add_training(p)
     p.add_argument("--label", help="name of this training (default: e<EPOCHS>[-n<SUBSET>])")
     _add_executor(p)
     p.set_defaults(func=_cmd_run)
 
-    p = ds.add_parser("plot", help="error EDFs of several sweeps, plain and complexity-normalized")
+    p = ds.add_parser("plot", help="error EDFs of several sweeps, plain and complexity-normalized",
+                      **examples("cnnlab designspace plot sweeps/a sweeps/e --out edf.png"))
     p.add_argument("sweeps", nargs="+", help="sweep folders")
     p.add_argument("--out", required=True, help="figure file (PNG, SVG, PDF)")
     p.add_argument("--label", help="which training of each sweep (default: the shortest)")
@@ -182,14 +186,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_plot)
 
-    p = ds.add_parser("analyze", help="one sweep: error against parameters, width fits, top-decile verdicts")
+    p = ds.add_parser("analyze", help="one sweep: error against parameters, width fits, top-decile verdicts",
+                      **examples("cnnlab designspace analyze sweeps/e --out sweeps/e/analysis"))
     p.add_argument("sweep", help="sweep folder")
     p.add_argument("--out", required=True, help="folder for parameters.png, widths.png, analysis.json")
     p.add_argument("--label", help="which training (default: the shortest)")
     p.add_argument("--top", type=int, default=3, help="best networks whose widths are fitted (default: 3)")
     p.set_defaults(func=_cmd_analyze)
 
-    p = ds.add_parser("rankcheck", help="train some samples longer: does the short training rank them alike?")
+    p = ds.add_parser("rankcheck", help="train some samples longer: does the short training rank them alike?",
+                      **examples("cnnlab designspace rankcheck sweeps/e --epochs 6 --models 16 --out ranks.png"))
     p.add_argument("sweep", help="sweep folder")
     p.add_argument("--epochs", type=int, required=True, help="epochs of the longer training")
     p.add_argument("--models", type=int, default=16, help="networks trained both ways (default: 16)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnlab.cli._common import UsageError, say
+from cnnlab.cli._common import UsageError, examples, say
 
 __all__ = ["register"]
 
@@ -45,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "needs (resumable; finished runs are reused), then writes DIR/figure.png, "
                                    "DIR/results.json (every number) and DIR/verdict.md (holds, does not hold, "
                                    "or inconclusive at this budget, by a rule fixed in its code). "
-                                   "Example: cnnlab experiment small-kernels --out runs/small-kernels")
+                                   "Example: cnnlab experiment small-kernels --out runs/small-kernels",
+                       **examples("cnnlab experiment --list",
+                                  "cnnlab experiment NAME --out runs/NAME --budget quick"))
     p.add_argument("name", nargs="?", help="the experiment (--list shows the catalogue)")
     p.add_argument("--list", action="store_true", help="show the catalogue: claim, source, expected time")
     p.add_argument("--out", metavar="DIR", help="where the runs, figure, numbers and verdict go")

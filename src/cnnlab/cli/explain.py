@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli._common import print_json_or, say
+from cnnlab.cli._common import examples, print_json_or, say
 
 __all__ = ["register"]
 
@@ -50,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     groups = "; ".join(f"{g} = {', '.join(m)}" for g, m in GROUPS.items() if g != "all")
     p = sub.add_parser(
         "explain", help="explain a trained network: saliency, Grad-CAM, occlusion, class images, t-SNE, ...",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **examples("cnnlab explain runs/lenet --method saliency gradcam --from-test 8 --out runs/lenet/explain",
+                   "cnnlab explain runs/lenet --method tsne neighbours --out runs/lenet/explain",
+                   "cnnlab explain runs/lenet/best.pt --method occlusion --images shoe.png --target Sneaker "
+                   "--out out", raw_description=True),
         description="Run explanation methods on a checkpoint written by cnnlab train and write a PNG figure "
                     "and the raw arrays (.npz) per method to --out.\n\nmethods:\n" + methods +
                     f"\n\ngroups: all; {groups}",

@@ -9,9 +9,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cnnlab.cli._common import UsageError, say, split_model_words
+from cnnlab.cli._common import UsageError, examples, print_json_or, say, smoke_caps, split_model_words
 
 __all__ = ["register"]
+
+
+# What the receptive-field columns mean, for --help.
+_RF_HELP = ("Receptive field: the side, in input pixels, of the region one unit of the last feature map "
+            "sees, and its stride, the input pixels between neighbouring units: a fraction such as 5⅓ when an "
+            "adaptive pooling maps n units onto m, e.g. 32 onto 6.")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -32,11 +38,33 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
                                    "(MACs) at the family's standard input (`input`), and the smallest square "
                                    "side each takes as built (`min_input`). `cnnlab train` brings smaller "
                                    "images up to it: zero padding when that adds at most a quarter (28x28 "
-                                   "Fashion-MNIST is padded to 32x32 for VGG), bilinear resizing beyond.")
+                                   "Fashion-MNIST is padded to 32x32 for VGG), bilinear resizing beyond.",
+                       **examples("cnnlab models", "cnnlab models 'resnet*' --format markdown"))
     p.add_argument("pattern", nargs="?", help="substring or shell pattern, e.g. 'resnet*' or 'vgg'")
     p.add_argument("--family", help="only this family (e.g. resnet, densenet)")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
     p.set_defaults(func=_cmd_models)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.card import model_card, render_card
+    from cnnlab.options import parse_model_spec
+
+    name, options = parse_model_spec(args.name)
+    card = model_card(name, **options)
+    print_json_or(args, card, render_card(card).rstrip("\n"))
+    return 0
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="one network's paper, key idea, smallest input, size and cost",
+                       description="What a network is: its paper (authors, year, venue), the key idea in two "
+                                   "lines, the smallest input it takes, its parameters and multiply-accumulates "
+                                   "(MACs) at its standard input, and its torchvision twin if any.",
+                       **examples("cnnlab info resnet50", "cnnlab info vgg11_bn:width_mult=0.25 --format json"))
+    p.add_argument("name", metavar="NAME[:key=value,...]", help="a registered model (`cnnlab models` lists them)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="(default: text)")
+    p.set_defaults(func=_cmd_info)
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -58,7 +86,10 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
                        description="Summarize a registered network layer by layer without computing anything "
                                    "(meta tensors): output shape, parameters, multiply-accumulates (MACs), "
                                    "FLOPs, activation memory per image and receptive field (size, stride, "
-                                   "start in input pixels), with totals and training memory per image.")
+                                   "start in input pixels), with totals and training memory per image. "
+                                   + _RF_HELP,
+                       **examples("cnnlab summary resnet18 --input 1x28x28 --depth 2",
+                                  "cnnlab summary vgg11:width_mult=0.25 --format markdown"))
     p.add_argument("name", metavar="NAME[:key=value,...]",
                    help="a registered model (`cnnlab models` lists them), with builder options after a colon, "
                         "e.g. vgg11:width_mult=0.25")
@@ -132,7 +163,7 @@ def _train_and_compare(args: argparse.Namespace, specs: Sequence[tuple[str, dict
     for name, _ in specs:
         get_model_info(name)  # an unknown name fails before anything trains
     contenders = [Contender(name, {**shared, **options}) for name, options in specs]
-    settings = {"recipe": "fast", **config_overrides(args)}
+    settings = smoke_caps({"recipe": "fast", **config_overrides(args)})
     out = args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"
     # Training logs go to stderr: stdout carries only the table, so --format json/csv can be piped.
     with contextlib.redirect_stdout(sys.stderr):
@@ -165,7 +196,11 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                                    "multiply-accumulates (MACs), FLOPs, activation and training memory per "
                                    "image, receptive field of the last feature map and depth in weight "
                                    "layers. With --reference imagenet, list torchvision's published ImageNet "
-                                   "figures instead (offline, from its weights metadata).")
+                                   "figures instead (offline, from its weights metadata). " + _RF_HELP,
+                       **examples("cnnlab compare lenet5 resnet20 googlenet --input 1x32x32",
+                                  "cnnlab compare vgg11:width_mult=0.25 resnet20 --input 3x32x32",
+                                  "cnnlab compare --reference imagenet --plot reference.png",
+                                  "cnnlab compare lenet5 resnet20 --train --epochs 1 --out runs/cmp"))
     p.add_argument("names", nargs="*", metavar="NAME[:key=value,...]",
                    help="registered models, each with its own builder options after a colon "
                         "(vgg11:width_mult=0.25); bare KEY=VALUE words apply to every network")
@@ -189,34 +224,53 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from cnnlab.experiments.lineup import DEMO_LINEUP, DEMO_SETTINGS, budget_text, parse_contender, run_comparison
 
-    contenders = [parse_contender(spec) for spec in DEMO_LINEUP]
-    settings = dict(DEMO_SETTINGS, **{k: v for k, v in {"data_dir": args.data_dir, "quiet": args.quiet or None,
-                                                          "threads": args.threads}.items() if v is not None})
+    contenders = [parse_contender(spec) for spec in (args.models or DEMO_LINEUP)]
+    budget = {"epochs": args.epochs} if args.epochs else {}
+    if args.time_budget:  # the planner fits each schedule to the budget, up to this many epochs
+        budget = {"time_budget": args.time_budget, "epochs": _DEMO_MAX_EPOCHS}
+    given = {"data_dir": args.data_dir, "quiet": args.quiet, "threads": args.threads}
+    settings = smoke_caps({**DEMO_SETTINGS, **budget, **{k: v for k, v in given.items() if v is not None}})
     print(f"cnnlab demo: training {len(contenders)} networks on {settings['data']} "
           f"({budget_text(settings)}) into {args.out}", file=sys.stderr)
     report = run_comparison(contenders, args.out, settings, reference=args.reference,
                             on_start=_announce(len(contenders)))
     _print_report(report, "table")
-    print(f"\ncnnlab demo: table {report.files['table']}, figures {report.files['complexity']}, "
-          f"{report.files['time']}, {report.files['curves']}")
+    figures = ", ".join(str(report.files[k]) for k in ("complexity", "time", "curves") if k in report.files)
+    print(f"\ncnnlab demo: table {report.files['table']}" + (f", figures {figures}" if figures else ""))
     return 0
 
 
+_DEMO_MAX_EPOCHS = 100  # under --time-budget: a bound the budget, not the epochs, reaches first
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from cnnlab.experiments.lineup import DEMO_LINEUP, DEMO_SETTINGS
+
     p = sub.add_parser("demo", help="train and compare the classic architectures on Fashion-MNIST (~10 min)",
-                       description="The model-complexity comparison of the notes: LeNet-5, an AlexNet-style and "
-                                   "a VGG-style network, NiN, GoogLeNet, ResNet-20, a DenseNet-BC and RegNetX-200MF "
-                                   "trained one epoch each on Fashion-MNIST, then a table and figures. Rerunning "
-                                   "resumes and skips finished networks.")
+                       description="Reproduces the notes' model-complexity comparison (accuracy against "
+                                   "operations and parameters, LeNet-5 to RegNet) on Fashion-MNIST: by default "
+                                   "LeNet-5, an AlexNet-style and a VGG-style network, NiN, GoogLeNet, ResNet-20, "
+                                   "a DenseNet-BC and RegNetX-200MF, one epoch each with the same recipe, then "
+                                   "a table and figures in --out. Rerunning resumes and skips finished networks.",
+                       **examples("cnnlab demo",
+                                  "cnnlab demo --models lenet5 resnet20 --epochs 1 --out runs/demo-small",
+                                  "cnnlab demo --time-budget 60 --out runs/demo-60s"))
+    p.add_argument("--models", nargs="+", metavar="NAME[:key=value,...]",
+                   help="the lineup (default: " + " ".join(DEMO_LINEUP) + ")")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, metavar="N",
+                        help=f"epochs per network (default: {DEMO_SETTINGS['epochs']})")
+    budget.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="wall seconds per network, evaluations included, instead of a number of epochs")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--data-dir", help="folder holding the Fashion-MNIST files (else found or downloaded)")
     p.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
     p.add_argument("--reference", choices=("imagenet",), help="add torchvision's ImageNet figures beside")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action=argparse.BooleanOptionalAction, help="no progress bars (default: off)")
     p.set_defaults(func=_cmd_demo)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``models``, ``summary``, ``compare`` and ``demo``."""
-    for add in (_add_models, _add_summary, _add_compare, _add_demo):
+    """Add ``models``, ``info``, ``summary``, ``compare`` and ``demo``."""
+    for add in (_add_models, _add_info, _add_summary, _add_compare, _add_demo):
         add(sub)

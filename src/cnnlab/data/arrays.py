@@ -92,7 +92,8 @@ def split_indices(n: int, val_size: float, seed: int = 0) -> tuple[torch.Tensor,
         raise ConfigError(f"val_size must be >= 0 (a fraction below 1 or an image count), got {val_size}")
     count = round(val_size * n) if val_size < 1 else int(val_size)
     if count >= n:
-        raise ConfigError(f"a validation split of {count} images leaves none of the {n} for training")
+        raise ConfigError(f"a validation split of {count} images leaves none of the {n} for training; "
+                          f"give a smaller --val-split (a fraction such as 0.1, or a count), or 0 for none")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     # Sorted, so each side keeps file order and the epoch permutation alone decides batch order.
     return order[count:].sort().values, order[:count].sort().values

@@ -139,7 +139,10 @@ def _resize_shorter_side(img: Image.Image, short: int) -> Image.Image:
 
 
 def find_folder_splits(root: str | Path) -> dict[str, Path]:
-    """The train and test folders of an image-folder data set: ROOT/train and ROOT/test (or ROOT/val)."""
+    """The folders of an image-folder data set: ROOT/train, ROOT/test (or ROOT/val), and ROOT/val beside test/.
+
+    Keys ``train`` and ``test``, and ``val`` when ROOT holds both test/ and val/ (a validation set of its own).
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"{root} is neither a known data set name nor a folder")
@@ -150,4 +153,7 @@ def find_folder_splits(root: str | Path) -> dict[str, Path]:
             f"image folder {root} needs a train/ and a test/ (or val/) subfolder, each with one "
             f"subfolder of images per class"
         )
-    return {"train": train, "test": test}
+    found = {"train": train, "test": test}
+    if test.name == "test" and (root / "val").is_dir():
+        found["val"] = root / "val"
+    return found

@@ -41,7 +41,8 @@ class BatchSource:
             raise ConfigError(f"batch size {global_batch} does not split evenly over {world} processes")
         if train and num_samples < global_batch:
             raise ConfigError(
-                f"the training split has {num_samples} images, fewer than one batch of {global_batch}"
+                f"the training split has {num_samples} images, fewer than one batch of {global_batch}; "
+                f"give a smaller --batch-size"
             )
         self.num_samples = num_samples
         self.global_batch = global_batch

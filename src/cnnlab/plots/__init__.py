@@ -6,9 +6,16 @@ notebook shows a returned figure as it shows any other. One module per capabilit
 re-exports them all, and imports nothing from the rest of cnnlab, so every layer may draw.
 """
 
+from cnnlab.plots._labels import (
+    Point,
+    fit_limits,
+    place_labels,
+    settle_layout,
+)
 from cnnlab.plots.comparison import (
     accuracy_vs_time,
     complexity_chart,
+    family_of,
     learning_curves,
 )
 from cnnlab.plots.designspace import (
@@ -16,6 +23,9 @@ from cnnlab.plots.designspace import (
     design_space_edfs,
     error_vs_parameters,
     rank_agreement,
+)
+from cnnlab.plots.evaluation import (
+    confusion_matrix,
 )
 from cnnlab.plots.experiments import (
     augmentation_figure,
@@ -37,8 +47,12 @@ from cnnlab.plots.explain import (
     sanity_curves,
     sanity_maps,
 )
+from cnnlab.plots.training import (
+    run_curves,
+)
 
 __all__ = [
+    "Point",
     "accuracy_vs_time",
     "activation_grid",
     "attribution_grid",
@@ -46,20 +60,26 @@ __all__ = [
     "batch_size_figure",
     "block_width_fits",
     "complexity_chart",
+    "confusion_matrix",
     "design_space_edfs",
     "embedding_scatter",
     "ensemble_figure",
     "error_vs_parameters",
+    "family_of",
     "filter_grid",
     "fine_tuning_figure",
+    "fit_limits",
     "image_grid",
     "learning_curves",
     "learning_rate_figure",
     "neighbour_grid",
     "occlusion_grid",
     "patch_grid",
+    "place_labels",
     "rank_agreement",
+    "run_curves",
     "sanity_curves",
     "sanity_maps",
+    "settle_layout",
     "variants_figure",
 ]

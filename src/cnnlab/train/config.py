@@ -77,10 +77,11 @@ class TrainConfig:
     )
     data_dir: str | None = _f(None, "folder holding the data files (else $CNNLAB_DATA, then the system's)")
     download: bool = _f(True, "download a missing named data set with torchvision when the network allows")
-    val_split: float = _f(
-        5000,
-        "validation images carved from the training set: a fraction below 1 or a "
-        "count; 0 trains on all and selects the last epoch",
+    val_split: float | None = _f(
+        None,
+        "validation images carved from the training set: a fraction below 1 or a count; 0 trains on all "
+        "and selects the last epoch; default: 5000 images of a named data set; for an image folder its "
+        "val/ subfolder when it has test/ too, else a tenth of train/",
     )
     split_seed: int = _f(0, "seed of the validation carve-out and of --train-subset (kept apart from --seed)")
     classes: list[int] = _f(
@@ -276,7 +277,7 @@ class TrainConfig:
             ),
             (self.schedule != "multistep" or self.milestones, "the multistep schedule needs --milestones"),
             (
-                self.schedule != "plateau" or self.val_split > 0,
+                self.schedule != "plateau" or self.val_split != 0,
                 "the plateau schedule watches validation accuracy: give a --val-split above 0",
             ),
         ]
@@ -309,8 +310,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # A CPU laptop and a few minutes (give them with --time-budget): one-cycle SGD with Nesterov momentum,
     # label smoothing, mirror images in training and testing, every training image used (no validation
     # carve-out). Batch 128 gives twice the steps of 256 at the same speed on a CPU. No random crops: a
-    # run of a few epochs underfits. benchmarks/time_to_accuracy.py measures it (README: 93.35% in 5 min,
-    # 94.53% in 15 min on 2 cores); add `--set crop_padding=2 batch_size=256` there to see the crops cost.
+    # run of a few epochs underfits. benchmarks/time_to_accuracy.py measures it (docs/benchmarks.md: 93.35% in
+    # 5 min, 94.53% in 15 min on 2 cores); add `--set crop_padding=2 batch_size=256` there to see the crops cost.
     "fast": {
         "epochs": 5,
         "batch_size": 128,
@@ -543,7 +544,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, positional_model: bool
             scalar = str  # parsed by _coerce from key=value text
         flag = "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _flag_help(f)}
-        if scalar is bool and not optional:
+        if scalar is bool:  # a switch, --name / --no-name, also when None means "decide for me"
             kw["action"] = argparse.BooleanOptionalAction
         elif is_list:
             kw.update(nargs=f.metadata.get("nargs", "*"), type=scalar, metavar=scalar.__name__.upper())
@@ -566,8 +567,27 @@ def _flag_type(name: str):
 
 
 def _flag_help(f) -> str:
+    """The field's help, with its default unless the text already says what the default is."""
+    text = f.metadata["help"]
+    if f.name == "recipe":
+        text += "; " + "; ".join(f"{name} sets {_settings_text(values)}" for name, values in RECIPES.items())
+    if "default" in text:
+        return text.replace("%", "%%")
     default = f.default if f.default is not MISSING else f.default_factory()
-    return f"{f.metadata['help']} (default: {default})"
+    shown = "off" if default is False else "on" if default is True else "none" if default is None else default
+    return f"{text} (default: {shown})".replace("%", "%%")
+
+
+def _settings_text(values: dict[str, Any]) -> str:
+    """A recipe's settings as the flags a user would type: ``--epochs 5 --no-nesterov ...``."""
+    words = []
+    for key, value in values.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return " ".join(words)
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

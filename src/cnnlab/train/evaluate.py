@@ -12,7 +12,9 @@ from torch import nn
 from cnnlab.data import BatchAugment, BatchSource, load_image
 from cnnlab.errors import ConfigError
 from cnnlab.train.build import build_model, split_outputs
-from cnnlab.train.checkpoint import RunCheckpoint, load_run_checkpoint
+from cnnlab.train.checkpoint import BestCheckpoint, RunCheckpoint, load_run_checkpoint
+from cnnlab.train.config import RECIPES, TrainConfig
+from cnnlab.train.console import eval_bar
 from cnnlab.train.distributed import DistEnv, all_reduce_sum
 from cnnlab.train.inputs import augment_from_meta, check_ten_crop, load_eval_source
 from cnnlab.train.runtime import autocast, select_device
@@ -24,6 +26,7 @@ __all__ = [
     "load_trained_model",
     "predict_files",
     "predict_logits",
+    "run_weights",
     "topk_accuracy",
 ]
 
@@ -73,33 +76,50 @@ def evaluate(
     env: DistEnv | None = None,
     topk: int = 5,
     ten_crop: bool = False,
-) -> dict[str, float]:
+    progress: str | None = None,
+    confusion: bool = False,
+) -> dict:
     """Mean cross-entropy loss, accuracy and top-``topk`` accuracy (fractions) of ``model`` over ``source``.
 
     The top-k key is named by k (``top5_accuracy``); with k at least the number of classes it is 1.
     ``ten_crop`` averages the softmax over ``augment.ten_crop``'s ten views (mirror images included).
+    ``progress`` names the pass on a progress bar (main process only); None shows none. With
+    ``confusion``, the result also holds ``confusion``: counts of (true class, predicted class), a list of rows.
     """
     _check_topk(topk)
+    env = env or DistEnv()
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, correct, top-k correct, count
-    for x_u8, y in source.batches(0):
-        with autocast(device, amp_dtype):
-            logits = _batch_logits(model, augment, x_u8, tta_flip, ten_crop)
-        totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
-        totals[1] += (logits.argmax(1) == y).sum()
-        totals[2] += topk_hits(logits, y, topk)
-        totals[3] += y.numel()
-    all_reduce_sum(totals, env or DistEnv())
+    pairs = None  # (true, predicted) counts, flattened
+    with eval_bar(len(source), progress or "", progress is not None and env.is_main) as bar:
+        for x_u8, y in source.batches(0):
+            with autocast(device, amp_dtype):
+                logits = _batch_logits(model, augment, x_u8, tta_flip, ten_crop)
+            totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
+            totals[1] += (logits.argmax(1) == y).sum()
+            totals[2] += topk_hits(logits, y, topk)
+            totals[3] += y.numel()
+            if confusion:
+                k = logits.shape[1]
+                counts = torch.bincount(y * k + logits.argmax(1), minlength=k * k)
+                pairs = counts if pairs is None else pairs + counts
+            bar.update()
+    all_reduce_sum(totals, env)
     model.train(was_training)
     loss, correct, topk_correct, count = totals.tolist()
-    return {
+    result = {
         "loss": loss / max(count, 1),
         "accuracy": correct / max(count, 1),
         f"top{topk}_accuracy": topk_correct / max(count, 1),
         "count": int(count),
     }
+    if confusion and pairs is not None:
+        all_reduce_sum(pairs, env)
+        k = int(round(pairs.numel() ** 0.5))
+        result["confusion"] = pairs.view(k, k).tolist()
+    return result
 
 
 @torch.inference_mode()
@@ -129,6 +149,35 @@ def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> 
     return model.to(device).eval(), ckpt
 
 
+def run_weights(path: str | Path) -> Path:
+    """The checkpoint file to use for ``path``: a file as given; in a run directory, best.pt when the run
+    kept one (the weights its results.json reports), else last.pt."""
+    path = Path(path)
+    if path.is_dir():
+        return path / "best.pt" if (path / "best.pt").is_file() else path / "last.pt"
+    return path
+
+
+def _weights_text(ckpt: RunCheckpoint) -> str:
+    """Which weights a checkpoint holds, in words."""
+    if isinstance(ckpt, BestCheckpoint):
+        return f"best validation accuracy, after epoch {ckpt.epoch}"
+    state = ckpt.state
+    where = (f"epoch {state.epoch}" if state.step_in_epoch == 0
+             else f"step {state.step_in_epoch} of epoch {state.epoch + 1}")
+    return f"last weights, after {where}"
+
+
+def _tta_source(cfg: TrainConfig, given: bool | None) -> str:
+    """Where the mirror-TTA setting of an evaluation came from."""
+    if given is not None:
+        return "--tta-flip" if given else "--no-tta-flip"
+    recipe = RECIPES.get(cfg.recipe or "", {})
+    if recipe.get("tta_flip") == cfg.tta_flip:
+        return f"as the run was trained: its {cfg.recipe} recipe"
+    return "as the run was trained"
+
+
 def evaluate_checkpoint(
     path: str | Path,
     split: str = "test",
@@ -138,8 +187,10 @@ def evaluate_checkpoint(
     device: str = "auto",
     topk: int = 5,
     ten_crop: bool = False,
+    progress: bool = False,
 ) -> dict:
-    """Loss, accuracy and top-``topk`` accuracy of a checkpoint on its data set's test (or validation) split.
+    """Loss, accuracy, top-``topk`` accuracy, confusion matrix and per-class accuracy of a checkpoint on its
+    data set's test (or validation) split; ``path`` may be a run directory (see :func:`run_weights`).
 
     ``ten_crop`` tests on ten crops per image (four corners, centre, mirror images): image folders crop the
     model's input size out of the evaluation resize, tensor data the image zero-padded by the run's
@@ -149,6 +200,7 @@ def evaluate_checkpoint(
         raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
     _check_topk(topk)
     dev = select_device(device)
+    path = run_weights(path)
     model, ckpt = load_trained_model(path, dev)
     cfg = ckpt.config
     augment = augment_from_meta(ckpt.data, crop_padding=cfg.crop_padding)
@@ -156,35 +208,50 @@ def evaluate_checkpoint(
         check_ten_crop(ckpt.data.dataset, cfg.crop_padding)
     source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir, ten_crop)
     flip = cfg.tta_flip if tta_flip is None else tta_flip
-    result = evaluate(model, source, augment, tta_flip=flip, topk=topk, ten_crop=ten_crop)
+    result = evaluate(model, source, augment, tta_flip=flip, topk=topk, ten_crop=ten_crop,
+                      progress=split if progress else None, confusion=True)
+    matrix = result.get("confusion", [])
     return {
         "checkpoint": str(path),
+        "weights": _weights_text(ckpt),
         "model": cfg.model,
         "data": ckpt.data.dataset,
         "split": split,
         "tta_flip": flip and not ten_crop,
+        "tta_source": _tta_source(cfg, tta_flip),
         "ten_crop": ten_crop,
         "topk": topk,
         **result,
+        "classes": list(ckpt.data.classes),
+        "per_class_accuracy": [row[i] / max(sum(row), 1) for i, row in enumerate(matrix)],
     }
 
 
 def predict_files(
-    path: str | Path, images: Sequence[str | Path], topk: int = 5, device: str = "auto"
+    path: str | Path, images: Sequence[str | Path], topk: int = 5, device: str = "auto", invert: bool = False
 ) -> list[dict]:
-    """The ``topk`` classes and probabilities of each image file under a checkpoint's model."""
+    """The ``topk`` classes and probabilities of each image file under a checkpoint's model.
+
+    ``invert`` turns each image into its negative first (255 - pixel): a dark item photographed on white
+    paper then looks like Fashion-MNIST's light items on black. Each result says whether the image had a
+    ``light_background`` while the training images were dark on average, the case ``invert`` is for.
+    """
     dev = select_device(device)
-    model, ckpt = load_trained_model(path, dev)
+    model, ckpt = load_trained_model(run_weights(path), dev)
     meta = ckpt.data
     topk = min(topk, meta.num_classes)
     if topk < 1:
         raise ConfigError("topk must be at least 1")
     chans, height, width = meta.image_shape
-    batch = torch.stack([_image_tensor(p, chans, height, width) for p in images]).to(dev)
+    batch = torch.stack([_image_tensor(p, chans, height, width) for p in images])
+    light = [_light_background(x) for x in batch]
+    if invert:
+        batch = 255 - batch
     augment = augment_from_meta(meta)
     with torch.inference_mode():
-        probs = _logits(model, augment.eval(batch), ckpt.config.tta_flip).softmax(1)
+        probs = _logits(model, augment.eval(batch.to(dev)), ckpt.config.tta_flip).softmax(1)
     top = probs.topk(topk, dim=1)
+    dark_data = max(meta.mean) < 0.5
     return [
         {
             "image": str(p),
@@ -192,9 +259,19 @@ def predict_files(
                 {"class": meta.classes[i], "probability": float(v)}
                 for v, i in zip(vals.tolist(), idx.tolist())
             ],
+            "inverted": invert,
+            "light_background": is_light and dark_data,
         }
-        for p, vals, idx in zip(images, top.values, top.indices)
+        for p, vals, idx, is_light in zip(images, top.values, top.indices, light)
     ]
+
+
+def _light_background(image: torch.Tensor) -> bool:
+    """Whether a uint8 (C, H, W) image's border, two pixels wide, is light on average (above mid-grey)."""
+    h, w = image.shape[-2:]
+    ring = torch.ones(h, w, dtype=torch.bool)
+    ring[2 : h - 2, 2 : w - 2] = False
+    return bool(image[:, ring].float().mean() > 127.5)
 
 
 def _image_tensor(path: str | Path, chans: int, height: int, width: int) -> torch.Tensor:
@@ -225,7 +302,7 @@ def ensemble_checkpoints(
     dev = select_device(device)
     members, probs_sum, labels, first_meta = [], None, None, None
     for path in paths:
-        model, ckpt = load_trained_model(path, dev)
+        model, ckpt = load_trained_model(run_weights(path), dev)
         meta, cfg = ckpt.data, ckpt.config
         if first_meta is None:
             first_meta = meta

@@ -42,6 +42,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Image-folder training images decoded to estimate the RGB covariance of PCA lighting: a seeded sample, as
 # decoding every image of an ImageNet-sized folder would take longer than an epoch.
 PCA_SAMPLE_IMAGES = 500
+# --val-split when not given: images carved from a named data set's training split, and the share of an
+# image folder's train/ (when it has no val/ of its own): a small folder of 60 images keeps 54 for training.
+NAMED_VAL_IMAGES = 5000
+FOLDER_VAL_FRACTION = 0.1
 
 
 @dataclass
@@ -201,6 +205,19 @@ def check_ten_crop(data: str, crop_padding: int) -> None:
         )
 
 
+def _named_val_split(cfg: TrainConfig) -> float:
+    return NAMED_VAL_IMAGES if cfg.val_split is None else cfg.val_split
+
+
+def _train_batch(cfg: TrainConfig, images: int, env: DistEnv, say: Callable[[str], None]) -> int:
+    """--batch-size, or every training image when there are fewer (split evenly over the processes)."""
+    fitted = images - images % env.world_size
+    if cfg.batch_size <= images or fitted < 1:
+        return cfg.batch_size  # too few images for even one per process: the batch source says so
+    say(f"--batch-size {cfg.batch_size} is more than the {images} training images: batches of {fitted}")
+    return fitted
+
+
 def _training_pool(train: ArrayDataset, cfg: TrainConfig) -> ArrayDataset:
     """The training images a run draws from: all of them, or the --train-subset share of each class."""
     return stratified_subset(train, cfg.train_subset, cfg.split_seed) if cfg.train_subset else train
@@ -219,7 +236,7 @@ def prepare_data(
         return _prepare_folders(cfg, info, device, env, channels_last, say)
     _check_tensor_augmentation(cfg)
     splits = {k: select_classes(v, cfg.classes) for k, v in load_arrays(cfg.data, cfg.data_dir, cfg.download).items()}
-    train, val = train_val_split(_training_pool(splits["train"], cfg), cfg.val_split, cfg.split_seed)
+    train, val = train_val_split(_training_pool(splits["train"], cfg), _named_val_split(cfg), cfg.split_seed)
     mean, std = channel_stats(train.images)
     chans, height, width = train.image_shape
     size = _resolve_size(cfg, info, height, width, say)
@@ -228,7 +245,7 @@ def prepare_data(
     def source(data: ArrayDataset | None, is_train: bool) -> TensorBatches | None:
         if data is None:
             return None
-        batch = cfg.batch_size if is_train else cfg.eval_batch_size
+        batch = _train_batch(cfg, len(data), env, say) if is_train else cfg.eval_batch_size
         return TensorBatches(data, batch, device, is_train, cfg.seed, env.rank, env.world_size)
 
     meta = DataMeta(
@@ -283,9 +300,7 @@ def _prepare_folders(
     full = FolderDataset(folders["train"], size, chans, train=True, scale=scale)
     test = FolderDataset(folders["test"], size, chans, train=False, classes=full.classes, scale=scale,
                          canvas=cfg.ten_crop)
-    train_idx, val_idx = split_indices(len(full), cfg.val_split, cfg.split_seed)
-    train = full.subset(train_idx, train=True)
-    val = full.subset(val_idx, train=False) if len(val_idx) else None
+    train, val = _folder_train_val(full, folders, cfg)
     workers = cfg.workers if cfg.workers is not None else _default_workers(env)
     mean = IMAGENET_MEAN if chans == 3 else (sum(IMAGENET_MEAN) / 3,)
     std = IMAGENET_STD if chans == 3 else (sum(IMAGENET_STD) / 3,)
@@ -293,11 +308,12 @@ def _prepare_folders(
     def source(data: FolderDataset | None, is_train: bool) -> FolderBatches | None:
         if data is None:
             return None
-        batch = cfg.batch_size if is_train else cfg.eval_batch_size
+        batch = _train_batch(cfg, len(data), env, say) if is_train else cfg.eval_batch_size
         return FolderBatches(data, batch, device, is_train, workers, cfg.seed, env.rank, env.world_size)
 
     say(
-        f"image folder {cfg.data}: {len(train)} training, {len(val_idx)} validation, {len(test)} test images "
+        f"image folder {cfg.data}: {len(train)} training, {len(val) if val else 0} validation"
+        f"{' (val/)' if _uses_val_folder(folders, cfg) else ''}, {len(test)} test images "
         f"decoded at {size}x{size} by {workers} worker(s)"
     )
     meta = DataMeta(
@@ -310,7 +326,7 @@ def _prepare_folders(
         input_size=size,
         in_chans=chans,
         train_images=len(train),
-        val_images=len(val_idx),
+        val_images=len(val) if val else 0,
         test_images=len(test),
         source=str(folders["train"].parent),
     )
@@ -345,6 +361,22 @@ def _folder_sample(train: FolderDataset, workers: int, seed: int):
     return (x for x, _ in loader)
 
 
+def _uses_val_folder(folders: dict[str, Path], cfg: TrainConfig) -> bool:
+    return cfg.val_split is None and "val" in folders
+
+
+def _folder_train_val(
+    full: FolderDataset, folders: dict[str, Path], cfg: TrainConfig, train: bool = True
+) -> tuple[FolderDataset, FolderDataset | None]:
+    """(training images, validation images or None): the folder's val/, else a seeded share of train/."""
+    if _uses_val_folder(folders, cfg):
+        return full, FolderDataset(folders["val"], full.size, full.channels, train=False, classes=full.classes,
+                                   scale=full.scale, canvas=full.canvas)
+    fraction = FOLDER_VAL_FRACTION if cfg.val_split is None else cfg.val_split
+    train_idx, val_idx = split_indices(len(full), fraction, cfg.split_seed)
+    return full.subset(train_idx, train=train), full.subset(val_idx, train=False) if len(val_idx) else None
+
+
 def load_eval_source(
     meta: DataMeta,
     split: str,
@@ -372,15 +404,17 @@ def load_eval_source(
             dataset = FolderDataset(folders["test"], size, chans, **kw)
         else:
             full = FolderDataset(folders["train"], size, chans, **kw)
-            dataset = full.subset(split_indices(len(full), cfg.val_split, cfg.split_seed)[part], train=False)
+            dataset = _folder_train_val(full, folders, cfg, train=False)[part]
+            if dataset is None:
+                raise ConfigError("this run had no validation split (--val-split 0); evaluate on the test split")
         return FolderBatches(dataset, batch_size, device, False, cfg.workers or 0)
     splits = {k: select_classes(v, meta.class_subset) for k, v in load_arrays(name, data_dir, cfg.download).items()}
     if split == "test":
         arrays = splits["test"]
     else:
-        arrays = train_val_split(_training_pool(splits["train"], cfg), cfg.val_split, cfg.split_seed)[part]
+        arrays = train_val_split(_training_pool(splits["train"], cfg), _named_val_split(cfg), cfg.split_seed)[part]
         if arrays is None:
-            raise ConfigError("this run had no validation split (val_split 0); evaluate on the test split")
+            raise ConfigError("this run had no validation split (--val-split 0); evaluate on the test split")
     if arrays.classes != meta.classes:
         raise DataError(
             f"the checkpoint's classes {meta.classes} differ from {name}'s {arrays.classes}; "

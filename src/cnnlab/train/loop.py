@@ -10,6 +10,7 @@ hold (``checkpoint.py``) live beside this file; the order of a step's work reads
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -124,7 +125,42 @@ def resume_training(run_dir: str | Path, overrides: dict | None = None) -> dict:
     if not isinstance(ckpt, TrainingCheckpoint):
         raise CheckpointError(f"{run_dir / 'last.pt'} holds weights only, not a training state to resume")
     cfg = resume_config(ckpt.config, overrides or {}, run_dir)
+    finished = _finished_results(run_dir, ckpt, cfg, "epochs" in (overrides or {}))
+    if finished is not None:
+        return finished
     return _run(cfg, ckpt, epochs_overridden="epochs" in (overrides or {}))
+
+
+def _finished_results(
+    run_dir: Path, ckpt: TrainingCheckpoint, cfg: TrainConfig, epochs_overridden: bool
+) -> dict | None:
+    """The results of a finished run that resuming with ``cfg`` would not train further; else None.
+
+    A run is finished when its results.json describes the checkpoint's step. It trains further when there
+    are epochs left to run (more --epochs than it ran) and time left in its --time-budget, if it has one;
+    otherwise resuming would only test it again, so its results are returned as they are, with a note on
+    how to train it longer.
+    """
+    path = run_dir / "results.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    state = ckpt.state
+    if results.get("steps") != state.global_step:
+        return None  # the results of an earlier finish: the run was extended since
+    epochs = cfg.epochs if epochs_overridden else state.epochs
+    time_left = cfg.time_budget is None or state.wall_seconds < 0.95 * cfg.time_budget
+    if state.epoch < epochs and time_left:
+        return None
+    hint = f"--epochs {2 * state.epoch}"
+    if cfg.time_budget is not None:
+        hint += f" --time-budget {2 * cfg.time_budget:g}"
+    notice(
+        f"{run_dir} is complete ({state.epoch} epochs, {state.global_step} steps; test accuracy "
+        f"{100 * results['test_accuracy']:.2f}% in {path}); to train it longer: "
+        f"`cnnlab train --resume {run_dir} {hint}`"
+    )
+    return results
 
 
 def _run(cfg: TrainConfig, ckpt: TrainingCheckpoint | None, epochs_overridden: bool) -> dict:
@@ -197,6 +233,7 @@ def _set_up(
         state = _restore(run, ckpt)
         if epochs_overridden:
             state.epochs = cfg.epochs
+            state.total_steps = None  # the epochs asked for replace where a time budget had cut the schedule
         run.say(f"resuming {cfg.out} at epoch {state.epoch + 1}, step {state.step_in_epoch} of the epoch")
     run.log.write_json("config.json", cfg.to_dict())
     run.session_start, run.wall_at_start = time.perf_counter(), state.wall_seconds
@@ -248,7 +285,7 @@ def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
     """Train the rest of the current epoch; False when stopped before its end (time budget or Ctrl-C)."""
     cfg, steps = run.cfg, len(run.data.train)
     run.model.train()
-    bar = ProgressBar(state, steps, enabled=not cfg.quiet and run.env.is_main)
+    bar = ProgressBar(state, steps, enabled=not cfg.quiet and run.env.is_main, budget=cfg.time_budget)
     window = torch.zeros(2, device=run.device)  # loss sum, correct predictions since the last sync
     images = 0  # counted on the host: a device-side count would cost a host-to-device copy per step
     tick = time.perf_counter()
@@ -319,9 +356,8 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
     """Validate, log the epoch, adjust the schedule, checkpoint."""
     cfg, val = run.cfg, None
     if run.data.val is not None:
-        val = evaluate(
-            run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk
-        )
+        val = evaluate(run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env,
+                       cfg.topk, progress=None if cfg.quiet else "validation")
     # Every rank takes rank 0's clock, so that time-budget plans agree.
     row = state.finish_epoch(val, main_value(run.local_wall(), run.env, run.device))
     if cfg.schedule == "plateau" and val and run.plateau.observe(val["accuracy"]):
@@ -365,9 +401,8 @@ def _finish(run: _Run, state: TrainState) -> dict:
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
         selected = f"best validation accuracy (epoch {state.best_epoch})"
-    test = evaluate(
-        model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk, cfg.ten_crop
-    )
+    test = evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk,
+                    cfg.ten_crop, progress=None if cfg.quiet else "test")
     input_shape = (meta.in_chans, meta.input_size, meta.input_size)
     results = {
         "model": cfg.model,

@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.errors import DataError
 from cnnlab.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
-__all__ = ["RunLog"]
+__all__ = ["RunLog", "RunRecord", "read_run"]
 
 
 class RunLog:
@@ -66,3 +69,34 @@ class RunLog:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+@dataclass
+class RunRecord:
+    """What a run directory holds about its training: the files RunLog wrote, read back."""
+
+    dir: Path
+    config: dict[str, Any]  # config.json
+    history: list[dict[str, Any]]  # metrics.jsonl: one row per epoch
+    curve: list[dict[str, Any]] = field(default_factory=list)  # curve.jsonl: one row per logging window
+    results: dict[str, Any] | None = None  # results.json, once the run finished
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_run(run_dir: str | Path) -> RunRecord:
+    """The config, per-epoch metrics, training curve and results of a run directory of ``cnnlab train``."""
+    folder = Path(run_dir)
+    if not (folder / "config.json").is_file():
+        raise DataError(f"{folder} is not a run directory of `cnnlab train` (it has no config.json)")
+    history, curve = _jsonl(folder / "metrics.jsonl"), _jsonl(folder / "curve.jsonl")
+    if not history and not curve:
+        raise DataError(f"{folder} has no training record yet (metrics.jsonl, curve.jsonl): it has not trained a "
+                        f"logging window; let it run longer")
+    results = folder / "results.json"
+    return RunRecord(folder, json.loads((folder / "config.json").read_text()), history, curve,
+                     json.loads(results.read_text()) if results.is_file() else None)

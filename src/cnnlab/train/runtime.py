@@ -121,7 +121,10 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, str | None]:
-    """The autocast dtype (None: fp32) for ``mode`` on ``device``, and a notice when it is turned off."""
+    """The autocast dtype (None: fp32) for ``mode`` on ``device``, and a notice when bf16 was asked for and is off.
+
+    ``auto`` falls back to fp32 silently: nobody asked for mixed precision, so its absence is no news.
+    """
     if mode == "off":
         return None, None
     if device.type == "cuda":
@@ -133,8 +136,10 @@ def resolve_amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, st
             raise ConfigError("fp16 autocast is for CUDA; on the CPU use --amp bf16 or --amp off")
         if cpu_has_fast_bf16():
             return torch.bfloat16, None
+        if mode == "auto":
+            return None, None
         return None, "mixed precision off: this CPU has no fast bf16 (AVX512-BF16/AMX); training in fp32"
-    return None, f"mixed precision off on {device.type}: training in fp32"
+    return None, None if mode == "auto" else f"mixed precision off on {device.type}: training in fp32"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:

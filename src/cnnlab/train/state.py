@@ -65,6 +65,7 @@ class TrainState:
                 "train_seconds": self.train_seconds + seconds,
                 "loss": loss_sum / seen,
                 "accuracy": correct / seen,
+                "lr": self.partial.lr,  # of the window's last step
             })
         totals = self.partial
         totals.loss_sum += loss_sum
