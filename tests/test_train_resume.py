@@ -85,3 +85,13 @@ def test_ctrl_c_checkpoints_the_current_step(tmp_path):
     assert f"cnnlab train --resume {tmp_path / 'run'}" in log
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["step"] == 5 and ckpt["state"]["step_in_epoch"] == 5 and ckpt["state"]["epoch"] == 0
+
+
+def test_sigterm_checkpoints_the_current_step_and_exits_143(tmp_path):
+    data = make_idx_dataset(tmp_path / "data", n_train=320, n_test=64)
+    argv = train_argv(data, 2, "--out", str(tmp_path / "run"))
+    code, log = _finish(_run(argv, kill_at=5, sig="TERM"))
+    assert code == 143, log  # 128 + SIGTERM, as a shell reports a process ended by SIGTERM; Ctrl-C is 130
+    assert "terminated: checkpoint saved" in log and "Traceback" not in log
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["step"] == 5 and ckpt["state"]["step_in_epoch"] == 5

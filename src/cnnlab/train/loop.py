@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 import time
 from dataclasses import dataclass, replace
 from functools import partial
@@ -148,7 +149,13 @@ def _run(cfg: TrainConfig, ckpt: TrainingCheckpoint | None, epochs_overridden: b
                     if _train_epoch(run, state, stop):
                         _end_epoch(run, state)
             if state.stop_reason == "interrupted":
-                run.say(f"interrupted: checkpoint saved; continue with `cnnlab train --resume {run.run_dir}`")
+                terminated = stop.signum == signal.SIGTERM
+                run.say(f"{'terminated' if terminated else 'interrupted'}: checkpoint saved; continue with "
+                        f"`cnnlab train --resume {run.run_dir}`")
+                if terminated:
+                    # The handlers in force before the loop are back: SIGTERM again ends the process as a
+                    # SIGTERM would have (exit 143 under the CLI) now that the checkpoint is safe.
+                    signal.raise_signal(signal.SIGTERM)
                 raise KeyboardInterrupt
             return _finish(run, state)
         finally:

@@ -164,6 +164,7 @@ class StopRequest:
     """Set by Ctrl-C or SIGTERM: the loop checkpoints and stops after the current step."""
 
     requested: bool = False
+    signum: int | None = None  # the signal that asked (SIGINT or SIGTERM)
 
 
 @contextmanager
@@ -180,7 +181,7 @@ def stop_requests() -> Iterator[StopRequest]:
     def handler(signum: int, frame: object) -> None:
         if stop.requested:
             raise KeyboardInterrupt
-        stop.requested = True
+        stop.requested, stop.signum = True, signum
         notice("stopping after this step to save a checkpoint (press Ctrl-C again to quit at once)")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
