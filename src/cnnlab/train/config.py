@@ -75,8 +75,8 @@ class TrainConfig:
     download: bool = _f(True, "download a missing named data set with torchvision when the network allows")
     val_split: float = _f(
         5000,
-        "validation images carved from the training set: a fraction below 1 or a "
-        "count; 0 trains on all and selects the last epoch",
+        "validation images carved from the training set: a fraction below 1 (0.1 = 10%) or a count of 2 or "
+        "more (1 is refused as ambiguous); 0 trains on all and selects the last epoch",
     )
     split_seed: int = _f(0, "seed of the validation carve-out and of --train-subset (kept apart from --seed)")
     classes: list[int] = _f(
@@ -86,7 +86,7 @@ class TrainConfig:
     )
     train_subset: float | None = _f(
         None,
-        "keep only this many training images (a count, or a fraction below 1), the same share of every "
+        "keep only this many training images (a count of 2 or more, or a fraction below 1), the same share of every "
         "class, drawn with --split-seed before the validation carve-out; default: all",
     )
     image_size: int | None = _f(
@@ -203,6 +203,9 @@ class TrainConfig:
             between("train_subset", 0, inf, lo_open=True),
             (len(set(self.classes)) == len(self.classes), "classes must not repeat an index"),
             (all(c >= 0 for c in self.classes), "classes are indices, 0 or more"),
+            (len(self.classes) != 1, "classes: name two or more (with one, every prediction is right)"),
+            _share_or_count("val_split", self.val_split),
+            _share_or_count("train_subset", self.train_subset),
             between("label_smoothing", 0, 1),
             between("random_erasing", 0, 1, hi_open=False),
             between("mixup", 0, inf),
@@ -245,6 +248,16 @@ class TrainConfig:
         """A config from a plain dict such as ``to_dict()`` gave (unknown keys are an error)."""
         _check_keys(values, "the stored config")
         return cls(**{k: _coerce(k, v) for k, v in values.items()})
+
+
+def _share_or_count(name: str, value: float | None) -> tuple[bool, str]:
+    """(ok, message): a value below 1 is a fraction, a whole number from 2 on a count; 1 is either."""
+    flag = "--" + name.replace("_", "-")
+    if value == 1:
+        return False, (f"{flag} 1 is ambiguous: a fraction is below 1 (0.1 = 10%) and a count is 2 or more "
+                       f"images; give e.g. 0.1 or 5000")
+    ok = value is None or value < 1 or float(value).is_integer()
+    return ok, f"{flag} {value} is neither a fraction (below 1) nor a whole number of images"
 
 
 # Named presets: only the fields they set; applied before the config file and the command-line flags.

@@ -225,6 +225,11 @@ def _prepare_folders(
     if size < info.min_size:
         raise InputSizeError(f"{cfg.model} takes inputs of at least {info.min_size}x{info.min_size}; got {size}")
     full = FolderDataset(folders["train"], size, chans, train=True)
+    if len(full.classes) < 2:
+        raise DataError(
+            f"{folders['train']} holds one class ({', '.join(full.classes)}); a classifier needs two or more "
+            f"class subfolders (with one, every prediction is right and the accuracy means nothing)"
+        )
     test = FolderDataset(folders["test"], size, chans, train=False, classes=full.classes)
     train_idx, val_idx = split_indices(len(full), cfg.val_split, cfg.split_seed)
     train = full.subset(train_idx, train=True)
