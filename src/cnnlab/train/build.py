@@ -20,9 +20,11 @@ __all__ = [
     "aux_loss_weight",
     "build_model",
     "freeze_backbone",
+    "frozen_norm_layers",
     "load_initial_weights",
     "prepare_model",
     "split_outputs",
+    "train_mode",
     "wrap_for_training",
 ]
 
@@ -145,12 +147,32 @@ def load_initial_weights(model: nn.Module, path: str, model_name: str) -> list[s
 
 
 def freeze_backbone(model: nn.Module) -> int:
-    """Train only the classifier (``get_classifier()``); returns the number of trainable parameters left."""
+    """Train only the classifier (``get_classifier()``); returns the number of trainable parameters left.
+
+    The backbone's normalization layers must also stay in eval mode while training (``train_mode``), or
+    their running statistics would keep moving: ``frozen_norm_layers`` lists them.
+    """
     if not hasattr(model, "get_classifier"):
         raise ConfigError(f"{type(model).__name__} does not say which layer is its classifier; cannot freeze")
     model.requires_grad_(False)
     model.get_classifier().requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def frozen_norm_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers with running statistics (batch norm, ours or PyTorch's) outside the classifier."""
+    head = set(model.get_classifier().modules())
+    return [
+        m for m in model.modules()
+        if m not in head and any(name == "running_mean" for name, _ in m.named_buffers(recurse=False))
+    ]
+
+
+def train_mode(model: nn.Module, frozen_norms: list[nn.Module]) -> None:
+    """``model.train()``, except ``frozen_norms``: they normalize with their running statistics, unchanged."""
+    model.train()
+    for layer in frozen_norms:
+        layer.eval()
 
 
 def prepare_model(

@@ -181,7 +181,9 @@ class TrainConfig:
         "start from these weights: a cnnlab checkpoint or a torchvision state_dict "
         "file (classifier layers of another class count are re-initialized)",
     )
-    freeze_backbone: bool = _f(False, "with --init: train only the classifier")
+    freeze_backbone: bool = _f(
+        False, "with --init: train only the classifier; the backbone's batch norm keeps its running statistics"
+    )
 
     def validate(self) -> TrainConfig:
         """Raise one clear ``ConfigError`` (a ValueError) for an impossible setting; return self."""

@@ -14,7 +14,7 @@ import math
 import random
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +28,14 @@ from cnnlab.errors import CheckpointError, CnnlabError, OutputPathError
 from cnnlab.files import save_torch_atomic
 from cnnlab.models import get_model_info
 from cnnlab.train.budget import BudgetPlanner
-from cnnlab.train.build import aux_loss_weight, prepare_model, split_outputs, wrap_for_training
+from cnnlab.train.build import (
+    aux_loss_weight,
+    frozen_norm_layers,
+    prepare_model,
+    split_outputs,
+    train_mode,
+    wrap_for_training,
+)
 from cnnlab.train.checkpoint import (
     BestCheckpoint,
     TrainingCheckpoint,
@@ -96,6 +103,7 @@ class _Run:
     session_start: float = 0.0
     wall_at_start: float = 0.0
     best_weights: dict | None = None
+    frozen_norms: list[nn.Module] = field(default_factory=list)  # --freeze-backbone: kept in eval mode
 
     @property
     def eval_model(self) -> nn.Module:
@@ -198,6 +206,7 @@ def _set_up(
         plateau=Plateau(cfg.plateau_patience, cfg.plateau_threshold),
         data=data, aug_gen=aug_gen, mix_rng=random.Random(cfg.seed), amp_dtype=amp_dtype,
         log=RunLog(cfg.out, env.is_main, cfg.tensorboard), threads=threads, aux_weight=aux_loss_weight(cfg.model),
+        frozen_norms=frozen_norm_layers(model) if cfg.freeze_backbone else [],
     )
     state = TrainState(epochs=cfg.epochs)
     if ckpt is not None:
@@ -254,7 +263,7 @@ def _train_step(run: _Run, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
 def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
     """Train the rest of the current epoch; False when stopped before its end (time budget or Ctrl-C)."""
     cfg, steps = run.cfg, len(run.data.train)
-    run.model.train()
+    train_mode(run.model, run.frozen_norms)
     bar = ProgressBar(state, steps, enabled=not cfg.quiet and run.env.is_main)
     window = torch.zeros(2, device=run.device)  # loss sum, correct predictions since the last sync
     images = 0  # counted on the host: a device-side count would cost a host-to-device copy per step
