@@ -13,6 +13,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.options import parse_model_spec
     from cnnlab.train import config_from_args, resume_training, train
     from cnnlab.train.config import TrainConfig
+    from cnnlab.train.runtime import process_start_time
 
     if getattr(args, "model", None) and ":" in args.model:  # NAME:key=value,... as in every command
         args.model, options = parse_model_spec(args.model)
@@ -21,9 +22,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.config:
             raise UsageError("--resume continues a run with its saved config; leave out --config")
         names = set(TrainConfig.__dataclass_fields__)
-        resume_training(args.resume, {k: v for k, v in vars(args).items() if k in names})
+        resume_training(args.resume, {k: v for k, v in vars(args).items() if k in names}, process_start_time())
     else:
-        train(config_from_args(args, args.config))
+        train(config_from_args(args, args.config), process_start_time())
     return 0
 
 
@@ -44,7 +45,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                     "command trains with DistributedDataParallel.",
     )
     p.add_argument("--config", metavar="FILE", help="YAML or JSON file of settings (the flag names)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or of RUN_DIR/last.pt) from its last checkpoint")
     add_config_arguments(p)
     p.set_defaults(func=_cmd_train)
 

@@ -37,8 +37,8 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 RECIPE_NAMES = ("fast", "paper")
 # Settings a resumed run may change: they alter how long or how verbosely it runs, not what it computes.
 RESUME_OVERRIDABLE = frozenset(
-    {"epochs", "time_budget", "quiet", "log_every", "checkpoint_every", "tensorboard", "threads",
-     "eval_batch_size", "workers", "data_dir"}
+    {"epochs", "time_budget", "quiet", "log_every", "checkpoint_every", "checkpoint_seconds", "tensorboard",
+     "threads", "eval_batch_size", "workers", "data_dir"}
 )
 
 
@@ -167,7 +167,12 @@ class TrainConfig:
         "fast (CPU laptop), paper (ResNet paper: SGD 0.1, /10 on plateau)",
         choices=RECIPE_NAMES,
     )
-    checkpoint_every: int = _f(0, "also checkpoint every N steps within an epoch (0 = at epoch ends only)")
+    checkpoint_seconds: float = _f(
+        60.0,
+        "also checkpoint once this many seconds of wall time have passed since the last checkpoint (checked "
+        "every --log-every steps), so a kill loses at most about that much training; 0 = off",
+    )
+    checkpoint_every: int = _f(0, "also checkpoint every N steps within an epoch (0 = off)")
     log_every: int = _f(20, "steps between progress-bar updates (each one syncs the device)")
     time_budget: float | None = _f(
         None,
@@ -220,6 +225,7 @@ class TrainConfig:
             between("onecycle_peak", 0, 1, lo_open=True),
             between("log_every", 1, inf),
             between("checkpoint_every", 0, inf),
+            between("checkpoint_seconds", 0, inf),
             between("time_budget", 0, inf, lo_open=True),
             between("threads", 1, inf),
             between("workers", 0, inf),

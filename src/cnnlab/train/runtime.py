@@ -22,9 +22,12 @@ __all__ = [
     "StopRequest",
     "autocast",
     "busy_cores",
+    "channels_last_for",
     "cpu_has_fast_bf16",
     "free_cores",
     "hardware_info",
+    "precision_name",
+    "process_start_time",
     "read_cpu_times",
     "resolve_amp",
     "seed_everything",
@@ -135,6 +138,33 @@ def resolve_amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, st
             return torch.bfloat16, None
         return None, "mixed precision off: this CPU has no fast bf16 (AVX512-BF16/AMX); training in fp32"
     return None, f"mixed precision off on {device.type}: training in fp32"
+
+
+def channels_last_for(setting: bool | None, device: torch.device) -> bool:
+    """Whether to use the NHWC layout: as set, else on for CPU and CUDA, whose convolutions run it faster."""
+    return setting if setting is not None else device.type in ("cpu", "cuda")
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """What a run computed in: fp32, or the autocast dtype (bf16, fp16)."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def process_start_time() -> float | None:
+    """The ``time.time()`` at which this process started (Linux's /proc), or None where it cannot be told.
+
+    A command's clock should count the interpreter and imports as the user's wall clock does.
+    """
+    try:
+        with open("/proc/self/stat") as f:
+            # Field 22 (starttime, in clock ticks after boot) follows the command name, which may hold spaces.
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    return time.time() - age if 0 <= age < 86_400 else None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
