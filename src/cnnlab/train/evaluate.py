@@ -15,7 +15,7 @@ from cnnlab.train.build import build_model, split_outputs
 from cnnlab.train.checkpoint import RunCheckpoint, load_run_checkpoint
 from cnnlab.train.distributed import DistEnv, all_reduce_sum
 from cnnlab.train.inputs import augment_from_meta, load_eval_source
-from cnnlab.train.runtime import autocast, select_device
+from cnnlab.train.runtime import autocast, channels_last_for, precision_name, resolve_amp, select_device
 
 __all__ = [
     "ensemble_checkpoints",
@@ -105,13 +105,22 @@ def evaluate_checkpoint(
     cfg = ckpt.config
     source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir)
     flip = cfg.tta_flip if tta_flip is None else tta_flip
-    result = evaluate(model, source, augment_from_meta(ckpt.data), tta_flip=flip)
+    # The run's precision and memory layout on this device, so that its results.json is reproduced exactly.
+    try:
+        amp_dtype, _ = resolve_amp(cfg.amp, dev)
+    except ConfigError:  # a run trained in fp16 on CUDA, evaluated on a CPU (no fp16 autocast there)
+        amp_dtype = None
+    channels_last = channels_last_for(cfg.channels_last, dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    result = evaluate(model, source, augment_from_meta(ckpt.data, channels_last), amp_dtype, flip)
     return {
         "checkpoint": str(path),
         "model": cfg.model,
         "data": ckpt.data.dataset,
         "split": split,
         "tta_flip": flip,
+        "precision": precision_name(amp_dtype),
         **result,
     }
 
