@@ -70,7 +70,10 @@ def test_resuming_a_run_that_is_still_training_is_refused(data, tmp_path, capsys
     assert main(train_argv(data, 1, "--out", str(out))) == 0
     with DirectoryLock(out):
         message = _one_line_error(capsys, ["train", "--resume", str(out), "--epochs", "2"])
-    assert f"the run in {out} is still training (process {os.getpid()})" in message
+        assert f"the run in {out} is still training (process {os.getpid()})" in message
+        # A new run there hears of the writer first, then (once it is gone) of the run the folder holds.
+        assert "being written by another run" in _one_line_error(capsys, train_argv(data, 1, "--out", str(out)))
+    assert "already holds a run" in _one_line_error(capsys, train_argv(data, 1, "--out", str(out)))
     assert load_checkpoint(out / "last.pt")["state"]["epoch"] == 1
 
 

@@ -194,19 +194,21 @@ def _claim_run_dir(cfg: TrainConfig, resuming: bool, is_main: bool) -> tuple[Tra
     suffix (two runs started in the same second get two directories).
     """
     if cfg.out is None:
-        cfg = replace(cfg, out=str(make_unique_directory(_default_run_dir(cfg)) if is_main else _default_run_dir(cfg)))
+        default = _default_run_dir(cfg)
+        cfg = replace(cfg, out=str(make_unique_directory(default) if is_main else default))
     out = Path(cfg.out)
+    lock = DirectoryLock(out) if is_main else None
+    try:
+        if lock is not None:
+            lock.acquire()
+    except DirectoryBusyError as err:
+        raise DirectoryBusyError(_busy_message(out, err.pid, resuming), err.pid) from None
     if not resuming and (out / "last.pt").exists():
+        if lock is not None:
+            lock.release()
         raise OutputPathError(
             f"{out} already holds a run; continue it with `cnnlab train --resume {out}` or choose another --out"
         )
-    if not is_main:
-        return cfg, None
-    lock = DirectoryLock(out)
-    try:
-        lock.acquire()
-    except DirectoryBusyError as err:
-        raise DirectoryBusyError(_busy_message(out, err.pid, resuming), err.pid) from None
     return cfg, lock
 
 
