@@ -176,7 +176,8 @@ class TrainConfig:
     log_every: int = _f(20, "steps between progress-bar updates (each one syncs the device)")
     time_budget: float | None = _f(
         None,
-        "finish within this many seconds, evaluations included: the schedule is fitted to it once a "
+        "finish within this many seconds of wall time from the command's start (data loading, model "
+        "building, evaluations and the final test included): the schedule is fitted to it once a "
         "tenth of the first epoch is timed (it may then end mid-epoch) and revised at epoch ends",
     )
     quiet: bool = _f(False, "no progress bar: one log line per epoch")
