@@ -36,6 +36,10 @@ LOCK_NAME = ".lock"
 class DiskFullError(OutputPathError):
     """The file system holding an output is full; the file being written was not replaced."""
 
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where  # "no space left on MOUNT (the file system holding FOLDER)"
+
 
 class DirectoryBusyError(OutputPathError):
     """Another process holds the directory's lock; ``pid`` is that process (None when it is not known)."""
@@ -83,9 +87,9 @@ def _write_atomic(path: Path, mode: str, write: Callable[[IO], object]) -> Path:
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if _is_disk_full(err):
-            raise DiskFullError(f"no space left on {_mount_point(path.parent)} (the file system holding "
-                                f"{path.parent}); {path.name} was not written (the previous {path.name}, if any, "
-                                f"is intact)") from err
+            where = f"no space left on {_mount_point(path.parent)} (the file system holding {path.parent})"
+            raise DiskFullError(f"{where}; {path.name} was not written (the previous {path.name}, if any, is "
+                                f"intact)", where) from err
         raise
     return path
 

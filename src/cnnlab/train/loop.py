@@ -483,8 +483,7 @@ def _save_last(run: _Run, state: TrainState) -> None:
         run.saved, run.last_save_wall = (path, state.global_step), state.wall_seconds
         run.log.write_jsonl("curve.jsonl", state.curve)  # kept in step with the checkpoint
     except DiskFullError as err:
-        where = str(err).split(";")[0]  # "no space left on DEVICE (the file system holding DIR)"
-        raise DiskFullError(f"{where}; stopped at step {state.global_step}: {run.last_good()}") from err
+        raise DiskFullError(f"{err.where}; stopped at step {state.global_step}: {run.last_good()}", err.where) from err
 
 
 def _finish(run: _Run, state: TrainState) -> dict:
