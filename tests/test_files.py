@@ -11,7 +11,16 @@ import sys
 import pytest
 
 from cnnlab.errors import OutputPathError
-from cnnlab.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from cnnlab.files import (
+    DirectoryBusyError,
+    DirectoryLock,
+    DiskFullError,
+    directory_holder,
+    make_unique_directory,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
 
 
 def test_writes_replace_the_file_whole(tmp_path):
@@ -67,3 +76,57 @@ def test_figures_are_rendered_in_memory_and_written_whole(tmp_path):
     svg = save_figure_atomic(fig, tmp_path / "a.svg")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in svg.read_bytes()[:400]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]
+
+
+def test_a_full_disk_names_the_file_system(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4160 vs 4096")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(DiskFullError) as err:
+        write_text_atomic(tmp_path / "a.txt", "x")
+    mount = tmp_path
+    while not os.path.ismount(mount):
+        mount = mount.parent
+    assert str(err.value).startswith(f"no space left on {mount} (the file system holding {tmp_path})")
+
+
+def test_unique_directories_never_reuse_a_name(tmp_path):
+    made = [make_unique_directory(tmp_path / "runs" / "r") for _ in range(3)]
+    assert [p.name for p in made] == ["r", "r-2", "r-3"] and all(p.is_dir() for p in made)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file"):
+        make_unique_directory(tmp_path / "f" / "r")
+
+
+def test_a_directory_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
+    with DirectoryLock(tmp_path / "run") as lock:
+        assert directory_holder(tmp_path / "run") == os.getpid()
+        with pytest.raises(DirectoryBusyError, match=f"in use by process {os.getpid()}") as err:
+            DirectoryLock(tmp_path / "run").acquire()
+        assert err.value.pid == os.getpid()
+        assert lock.path == tmp_path / "run"
+    assert directory_holder(tmp_path / "run") is None
+    DirectoryLock(tmp_path / "run").acquire().release()  # free again once released
+
+
+def test_a_killed_holder_leaves_no_lock(tmp_path):
+    """The system drops an flock when its process dies, however it dies: a kill -9 blocks no one."""
+    code = ("import fcntl, os, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "f.write(str(os.getpid())); f.flush(); print('locked', flush=True); time.sleep(60)")
+    (tmp_path / "run").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run" / ".lock")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert directory_holder(tmp_path / "run") == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    assert directory_holder(tmp_path / "run") is None
+
+
+def test_a_lock_on_a_file_path_is_a_user_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
+        DirectoryLock(tmp_path / "f").acquire()

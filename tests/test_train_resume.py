@@ -17,7 +17,10 @@ from cnnlab.train import load_checkpoint
 
 DRIVER = Path(__file__).with_name("_driver.py")
 STEPS_PER_EPOCH = (320 - 64) // 32  # 8
-KILL_AT = 13  # fifth step of epoch 2; the last checkpoint before it is step 12 (every 3 steps)
+KILL_AT = 13  # fifth step of epoch 2
+# (cadence flags, the last checkpoint before step 13): every 3 steps -> step 12; by wall time, due at every
+# sync, with syncs every 3 steps of an epoch (steps 3, 6 and 8 of epoch 1, 11 of epoch 2) -> step 11.
+CADENCES = [(("--checkpoint-every", "3"), 12), (("--checkpoint-seconds", "1e-9", "--log-every", "3"), 11)]
 
 
 def _run(argv: list[str], kill_at: int | None = None, sig: str = "KILL") -> subprocess.Popen:
@@ -41,13 +44,15 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize(("cadence", "survivor_step"), CADENCES)
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, cadence, survivor_step):
     data = make_idx_dataset(tmp_path / "data", n_train=320, n_test=64)
     # Every random source is in play: dropout, crops, flips, erasing, mixup, EMA.
     common = train_argv(
         data,
         3,
-        *("--checkpoint-every", "3", "--deterministic", "--drop-rate", "0.2", "--crop-padding", "2", "--hflip"),
+        *cadence,
+        *("--deterministic", "--drop-rate", "0.2", "--crop-padding", "2", "--hflip"),
         *("--random-erasing", "0.3", "--mixup", "0.2", "--ema-decay", "0.9", "--lr", "0.05"),
     )
     whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
@@ -57,7 +62,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     assert code == -signal.SIGKILL, log
     assert not (killed_dir / "results.json").exists()
     survivor = load_checkpoint(killed_dir / "last.pt")
-    assert survivor["step"] == 12 and survivor["state"]["step_in_epoch"] == 12 - STEPS_PER_EPOCH
+    assert survivor["step"] == survivor_step
+    assert survivor["state"]["step_in_epoch"] == survivor_step - STEPS_PER_EPOCH
 
     code, log = _finish(_run(["train", "--resume", str(killed_dir)]))
     assert code == 0, log
@@ -85,3 +91,13 @@ def test_ctrl_c_checkpoints_the_current_step(tmp_path):
     assert f"cnnlab train --resume {tmp_path / 'run'}" in log
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["step"] == 5 and ckpt["state"]["step_in_epoch"] == 5 and ckpt["state"]["epoch"] == 0
+
+
+def test_sigterm_checkpoints_the_current_step_and_exits_143(tmp_path):
+    data = make_idx_dataset(tmp_path / "data", n_train=320, n_test=64)
+    argv = train_argv(data, 2, "--out", str(tmp_path / "run"))
+    code, log = _finish(_run(argv, kill_at=5, sig="TERM"))
+    assert code == 143, log  # 128 + SIGTERM, as a shell reports a process ended by SIGTERM; Ctrl-C is 130
+    assert "terminated: checkpoint saved" in log and "Traceback" not in log
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["step"] == 5 and ckpt["state"]["step_in_epoch"] == 5

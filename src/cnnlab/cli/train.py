@@ -15,6 +15,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.options import parse_model_spec
     from cnnlab.train import config_from_args, resume_training, train
     from cnnlab.train.config import config_overrides
+    from cnnlab.train.runtime import process_start_time
 
     if getattr(args, "model", None) and ":" in args.model:  # NAME:key=value,... as in every command
         args.model, options = parse_model_spec(args.model)
@@ -22,10 +23,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config:
             raise UsageError("--resume continues a run with its saved config; leave out --config")
-        resume_training(args.resume, config_overrides(args))
+        resume_training(args.resume, config_overrides(args), process_start_time())
     else:
         cfg = config_from_args(args, args.config)
-        train(replace(cfg, **smoke_caps(cfg.to_dict())))
+        train(replace(cfg, **smoke_caps(cfg.to_dict())), process_start_time())
     return 0
 
 
@@ -50,7 +51,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "cnnlab train --resume runs/r20 --epochs 8"),
     )
     p.add_argument("--config", metavar="FILE", help="YAML or JSON file of settings (the flag names)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or of RUN_DIR/last.pt) from its last checkpoint")
     add_config_arguments(p)
     p.set_defaults(func=_cmd_train)
 

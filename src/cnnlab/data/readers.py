@@ -26,6 +26,8 @@ __all__ = [
 
 # IDX type byte -> numpy big-endian dtype (the format's spec, LeCun et al., MNIST page)
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+# Labels are 1-D, grayscale images 3-D (N, H, W); 4 leaves room for (N, H, W, C). More is a damaged header.
+_IDX_MAX_DIMS = 4
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -50,6 +52,11 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DatasetFileError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     ndim = raw[3]
+    if not 1 <= ndim <= _IDX_MAX_DIMS:
+        raise DatasetFileError(
+            f"{path} is damaged or not an IDX data file: its header declares {ndim} dimensions (images and "
+            f"labels have 1 to {_IDX_MAX_DIMS})"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DatasetFileError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from collections.abc import Callable
 
 import torch
@@ -19,10 +21,12 @@ __all__ = [
     "aux_loss_weight",
     "build_model",
     "freeze_backbone",
+    "frozen_norm_layers",
     "load_initial_weights",
     "prepare_model",
     "reset_classifier",
     "split_outputs",
+    "train_mode",
     "wrap_for_training",
 ]
 
@@ -50,10 +54,55 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
             origin = f" (the {cfg.recipe} recipe sets one: add --drop-rate none)" if from_recipe else ""
             raise ConfigError(f"{cfg.model} has no dropout rate to set; leave out --drop-rate{origin}")
         kwargs["drop_rate"] = cfg.drop_rate
+    _check_option_types(info.builder, cfg.model, cfg.model_args)
     try:
         return create_model(cfg.model, **kwargs)
     except TypeError as err:
         raise ConfigError(f"cannot build {cfg.model} with {kwargs}: {err}") from err
+
+
+_NUMBER_NAMES = {bool: "true or false", int: "a whole number", float: "a number"}
+
+
+def _scalar_type(hint: object, default: object) -> type | None:
+    """bool, int or float when a builder argument is declared (or defaults to) one of them, else None."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else None
+    if hint in _NUMBER_NAMES:
+        return hint
+    return type(default) if hint is None and type(default) in _NUMBER_NAMES else None
+
+
+def _fits(value: object, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_option_types(builder: Callable, model: str, options: dict) -> None:
+    """A ``ConfigError`` naming the option, the type it needs and the value given, for a number option given text.
+
+    Only bool, int and float arguments of the builder's signature are checked; anything else (layer
+    factories, tuples, options a builder takes through ``**kwargs``) is left to the builder.
+    """
+    params = inspect.signature(builder).parameters
+    try:
+        hints = typing.get_type_hints(builder)
+    except Exception:  # noqa: BLE001  (an annotation that does not resolve: fall back on the defaults)
+        hints = {}
+    for key, value in options.items():
+        if key not in params or value is None:  # create_model drops None: the builder's default
+            continue
+        default = params[key].default
+        kind = _scalar_type(hints.get(key), None if default is inspect.Parameter.empty else default)
+        if kind is not None and not _fits(value, kind):
+            raise ConfigError(
+                f"{model}: model option {key} must be {_NUMBER_NAMES[kind]} ({kind.__name__}), got {value!r} "
+                f"({type(value).__name__})"
+            )
 
 
 def _state_dict_of(obj: dict, path: str) -> tuple[dict[str, torch.Tensor], bool]:
@@ -113,12 +162,32 @@ def reset_classifier(model: nn.Module, num_classes: int) -> list[str]:
 
 
 def freeze_backbone(model: nn.Module) -> int:
-    """Train only the classifier (``get_classifier()``); returns the number of trainable parameters left."""
+    """Train only the classifier (``get_classifier()``); returns the number of trainable parameters left.
+
+    The backbone's normalization layers must also stay in eval mode while training (``train_mode``), or
+    their running statistics would keep moving: ``frozen_norm_layers`` lists them.
+    """
     if not hasattr(model, "get_classifier"):
         raise ConfigError(f"{type(model).__name__} does not say which layer is its classifier; cannot freeze")
     model.requires_grad_(False)
     model.get_classifier().requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def frozen_norm_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers with running statistics (batch norm, ours or PyTorch's) outside the classifier."""
+    head = set(model.get_classifier().modules())
+    return [
+        m for m in model.modules()
+        if m not in head and any(name == "running_mean" for name, _ in m.named_buffers(recurse=False))
+    ]
+
+
+def train_mode(model: nn.Module, frozen_norms: list[nn.Module]) -> None:
+    """``model.train()``, except ``frozen_norms``: they normalize with their running statistics, unchanged."""
+    model.train()
+    for layer in frozen_norms:
+        layer.eval()
 
 
 def prepare_model(

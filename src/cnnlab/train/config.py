@@ -41,8 +41,8 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 RECIPE_NAMES = ("fast", "paper", "alexnet")
 # Settings a resumed run may change: they alter how long or how verbosely it runs, not what it computes.
 RESUME_OVERRIDABLE = frozenset(
-    {"epochs", "time_budget", "quiet", "log_every", "checkpoint_every", "tensorboard", "threads",
-     "eval_batch_size", "workers", "data_dir"}
+    {"epochs", "time_budget", "quiet", "log_every", "checkpoint_every", "checkpoint_seconds", "tensorboard",
+     "threads", "eval_batch_size", "workers", "data_dir"}
 )
 
 
@@ -79,9 +79,10 @@ class TrainConfig:
     download: bool = _f(True, "download a missing named data set with torchvision when the network allows")
     val_split: float | None = _f(
         None,
-        "validation images carved from the training set: a fraction below 1 or a count; 0 trains on all "
-        "and selects the last epoch; default: 5000 images of a named data set; for an image folder its "
-        "val/ subfolder when it has test/ too, else a tenth of train/",
+        "validation images carved from the training set: a fraction below 1 (0.1 = 10%) or a count of 2 or "
+        "more (1 is refused as ambiguous); 0 trains on all and selects the last epoch; default: 5000 images "
+        "of a named data set; for an image folder its val/ subfolder when it has test/ too, else a tenth of "
+        "train/",
     )
     split_seed: int = _f(0, "seed of the validation carve-out and of --train-subset (kept apart from --seed)")
     classes: list[int] = _f(
@@ -91,7 +92,7 @@ class TrainConfig:
     )
     train_subset: float | None = _f(
         None,
-        "keep only this many training images (a count, or a fraction below 1), the same share of every "
+        "keep only this many training images (a count of 2 or more, or a fraction below 1), the same share of every "
         "class, drawn with --split-seed before the validation carve-out; default: all",
     )
     image_size: int | None = _f(
@@ -195,11 +196,17 @@ class TrainConfig:
         "/10 on plateau, dropout 0.5, crops, flips, PCA lighting, ten-crop test)",
         choices=RECIPE_NAMES,
     )
-    checkpoint_every: int = _f(0, "also checkpoint every N steps within an epoch (0 = at epoch ends only)")
+    checkpoint_seconds: float = _f(
+        60.0,
+        "also checkpoint once this many seconds of wall time have passed since the last checkpoint (checked "
+        "every --log-every steps), so a kill loses at most about that much training; 0 = off",
+    )
+    checkpoint_every: int = _f(0, "also checkpoint every N steps within an epoch (0 = off)")
     log_every: int = _f(20, "steps between progress-bar updates (each one syncs the device)")
     time_budget: float | None = _f(
         None,
-        "finish within this many seconds, evaluations included: the schedule is fitted to it once a "
+        "finish within this many seconds of wall time from the command's start (data loading, model "
+        "building, evaluations and the final test included): the schedule is fitted to it once a "
         "tenth of the first epoch is timed (it may then end mid-epoch) and revised at epoch ends",
     )
     quiet: bool = _f(False, "no progress bar: one log line per epoch")
@@ -214,7 +221,11 @@ class TrainConfig:
         "start from torchvision's published ImageNet weights of the model (downloaded once to torch's hub "
         "cache); a classifier for another class count is new, 1-channel data gets the RGB filters summed",
     )
-    freeze_backbone: bool = _f(False, "with --init or --pretrained: train only the classifier")
+    freeze_backbone: bool = _f(
+        False,
+        "with --init or --pretrained: train only the classifier; the backbone's batch norm keeps its running "
+        "statistics",
+    )
     new_head: bool = _f(
         False,
         "with --init or --pretrained: start the classifier afresh even when its class count matches the "
@@ -247,6 +258,9 @@ class TrainConfig:
             between("train_subset", 0, inf, lo_open=True),
             (len(set(self.classes)) == len(self.classes), "classes must not repeat an index"),
             (all(c >= 0 for c in self.classes), "classes are indices, 0 or more"),
+            (len(self.classes) != 1, "classes: name two or more (with one, every prediction is right)"),
+            _share_or_count("val_split", self.val_split),
+            _share_or_count("train_subset", self.train_subset),
             between("label_smoothing", 0, 1),
             between("random_erasing", 0, 1, hi_open=False),
             between("mixup", 0, inf),
@@ -260,6 +274,7 @@ class TrainConfig:
             between("onecycle_peak", 0, 1, lo_open=True),
             between("log_every", 1, inf),
             between("checkpoint_every", 0, inf),
+            between("checkpoint_seconds", 0, inf),
             between("time_budget", 0, inf, lo_open=True),
             between("threads", 1, inf),
             between("workers", 0, inf),
@@ -303,6 +318,16 @@ class TrainConfig:
         """A config from a plain dict such as ``to_dict()`` gave (unknown keys are an error)."""
         _check_keys(values, "the stored config")
         return cls(**{k: _coerce(k, v) for k, v in values.items()})
+
+
+def _share_or_count(name: str, value: float | None) -> tuple[bool, str]:
+    """(ok, message): a value below 1 is a fraction, a whole number from 2 on a count; 1 is either."""
+    flag = "--" + name.replace("_", "-")
+    if value == 1:
+        return False, (f"{flag} 1 is ambiguous: a fraction is below 1 (0.1 = 10%) and a count is 2 or more "
+                       f"images; give e.g. 0.1 or 5000")
+    ok = value is None or value < 1 or float(value).is_integer()
+    return ok, f"{flag} {value} is neither a fraction (below 1) nor a whole number of images"
 
 
 # Named presets: only the fields they set; applied before the config file and the command-line flags.

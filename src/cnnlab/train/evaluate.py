@@ -17,7 +17,7 @@ from cnnlab.train.config import RECIPES, TrainConfig
 from cnnlab.train.console import eval_bar
 from cnnlab.train.distributed import DistEnv, all_reduce_sum
 from cnnlab.train.inputs import augment_from_meta, check_ten_crop, load_eval_source
-from cnnlab.train.runtime import autocast, select_device
+from cnnlab.train.runtime import autocast, channels_last_for, precision_name, resolve_amp, select_device
 
 __all__ = [
     "ensemble_checkpoints",
@@ -208,7 +208,16 @@ def evaluate_checkpoint(
         check_ten_crop(ckpt.data.dataset, cfg.crop_padding)
     source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir, ten_crop)
     flip = cfg.tta_flip if tta_flip is None else tta_flip
-    result = evaluate(model, source, augment, tta_flip=flip, topk=topk, ten_crop=ten_crop,
+    # The run's precision and memory layout on this device, so that its results.json is reproduced exactly.
+    try:
+        amp_dtype, _ = resolve_amp(cfg.amp, dev)
+    except ConfigError:  # a run trained in fp16 on CUDA, evaluated on a CPU (no fp16 autocast there)
+        amp_dtype = None
+    channels_last = channels_last_for(cfg.channels_last, dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        augment = augment_from_meta(ckpt.data, channels_last, crop_padding=cfg.crop_padding)
+    result = evaluate(model, source, augment, amp_dtype, flip, topk=topk, ten_crop=ten_crop,
                       progress=split if progress else None, confusion=True)
     matrix = result.get("confusion", [])
     return {
@@ -221,6 +230,7 @@ def evaluate_checkpoint(
         "tta_source": _tta_source(cfg, tta_flip),
         "ten_crop": ten_crop,
         "topk": topk,
+        "precision": precision_name(amp_dtype),
         **result,
         "classes": list(ckpt.data.classes),
         "per_class_accuracy": [row[i] / max(sum(row), 1) for i, row in enumerate(matrix)],

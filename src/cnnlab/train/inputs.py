@@ -298,6 +298,11 @@ def _prepare_folders(
         raise InputSizeError(f"{cfg.model} takes inputs of at least {info.min_size}x{info.min_size}; got {size}")
     scale = _folder_scale(cfg, size)
     full = FolderDataset(folders["train"], size, chans, train=True, scale=scale)
+    if len(full.classes) < 2:
+        raise DataError(
+            f"{folders['train']} holds one class ({', '.join(full.classes)}); a classifier needs two or more "
+            f"class subfolders (with one, every prediction is right and the accuracy means nothing)"
+        )
     test = FolderDataset(folders["test"], size, chans, train=False, classes=full.classes, scale=scale,
                          canvas=cfg.ten_crop)
     train, val = _folder_train_val(full, folders, cfg)

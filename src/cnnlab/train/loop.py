@@ -2,8 +2,9 @@
 
 ``train(config)`` runs a fresh run and ``resume_training(run_dir)`` continues one from ``last.pt``. The
 state a run needs to continue exactly (weights, optimizer, schedule, scaler, EMA, every random
-generator, the position in the epoch) is saved at epoch ends, every ``checkpoint_every`` steps and on
-Ctrl-C; the data order is a pure function of (seed, epoch), so the position is just a step number.
+generator, the position in the epoch) is saved at epoch ends, every ``checkpoint_seconds`` of wall time
+(checked at the syncs every ``log_every`` steps), every ``checkpoint_every`` steps and on Ctrl-C; the
+data order is a pure function of (seed, epoch), so the position is just a step number.
 The time-budget planner (``budget.py``), what is printed (``console.py``) and what the checkpoint files
 hold (``checkpoint.py``) live beside this file; the order of a step's work reads top to bottom here.
 """
@@ -13,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -25,10 +27,25 @@ from torch import nn
 
 from cnnlab.analysis.counting import count_macs, count_params
 from cnnlab.errors import CheckpointError, CnnlabError, OutputPathError
-from cnnlab.files import save_torch_atomic
+from cnnlab.files import (
+    LOCK_NAME,
+    DirectoryBusyError,
+    DirectoryLock,
+    DiskFullError,
+    directory_holder,
+    make_unique_directory,
+    save_torch_atomic,
+)
 from cnnlab.models import get_model_info
 from cnnlab.train.budget import BudgetPlanner
-from cnnlab.train.build import aux_loss_weight, prepare_model, split_outputs, wrap_for_training
+from cnnlab.train.build import (
+    aux_loss_weight,
+    frozen_norm_layers,
+    prepare_model,
+    split_outputs,
+    train_mode,
+    wrap_for_training,
+)
 from cnnlab.train.checkpoint import (
     BestCheckpoint,
     TrainingCheckpoint,
@@ -54,7 +71,9 @@ from cnnlab.train.runlog import RunLog
 from cnnlab.train.runtime import (
     StopRequest,
     autocast,
+    channels_last_for,
     hardware_info,
+    precision_name,
     resolve_amp,
     seed_everything,
     select_device,
@@ -96,6 +115,15 @@ class _Run:
     session_start: float = 0.0
     wall_at_start: float = 0.0
     best_weights: dict | None = None
+    frozen_norms: list[nn.Module] = field(default_factory=list)  # --freeze-backbone: kept in eval mode
+    saved: tuple[Path, int] | None = None  # the last checkpoint written (path, global step), if any
+    last_save_wall: float = 0.0  # run wall seconds (rank 0's clock) at the last checkpoint or the start
+
+    def last_good(self) -> str:
+        """Where the run can continue from, for a message about a failure."""
+        if self.saved is None:
+            return "no checkpoint was written before it"
+        return f"the last good checkpoint is {self.saved[0]} (step {self.saved[1]})"
 
     @property
     def eval_model(self) -> nn.Module:
@@ -113,14 +141,21 @@ class _Run:
         notice(message, self.env.is_main)
 
 
-def train(config: TrainConfig) -> dict:
-    """Train ``config.model`` as ``config`` says; returns (and writes to results.json) the final results."""
-    return _run(config, None, epochs_overridden=False)
+def train(config: TrainConfig, started: float | None = None) -> dict:
+    """Train ``config.model`` as ``config`` says; returns (and writes to results.json) the final results.
+
+    ``started`` is the ``time.time()`` the run's clock (``--time-budget``, ``wall_seconds``) counts from:
+    the CLI passes its process's start, so data loading and model building count; default: now.
+    """
+    return _run(config, None, epochs_overridden=False, started=started)
 
 
-def resume_training(run_dir: str | Path, overrides: dict | None = None) -> dict:
-    """Continue the run in ``run_dir`` from its last checkpoint, exactly where it stopped."""
-    run_dir = Path(run_dir)
+def resume_training(run_dir: str | Path, overrides: dict | None = None, started: float | None = None) -> dict:
+    """Continue the run in ``run_dir`` (or of its ``last.pt``) from its last checkpoint, exactly where it stopped."""
+    run_dir = _run_dir_to_resume(Path(run_dir))
+    holder = directory_holder(run_dir)
+    if holder is not None:
+        raise DirectoryBusyError(_busy_message(run_dir, holder, resuming=True), holder)
     ckpt = load_run_checkpoint(run_dir / "last.pt")
     if not isinstance(ckpt, TrainingCheckpoint):
         raise CheckpointError(f"{run_dir / 'last.pt'} holds weights only, not a training state to resume")
@@ -128,7 +163,7 @@ def resume_training(run_dir: str | Path, overrides: dict | None = None) -> dict:
     finished = _finished_results(run_dir, ckpt, cfg, "epochs" in (overrides or {}))
     if finished is not None:
         return finished
-    return _run(cfg, ckpt, epochs_overridden="epochs" in (overrides or {}))
+    return _run(cfg, ckpt, epochs_overridden="epochs" in (overrides or {}), started=started)
 
 
 def _finished_results(
@@ -163,28 +198,108 @@ def _finished_results(
     return results
 
 
-def _run(cfg: TrainConfig, ckpt: TrainingCheckpoint | None, epochs_overridden: bool) -> dict:
-    cfg.validate()
+
+
+def _run_dir_to_resume(path: Path) -> Path:
+    """The run directory a --resume argument names: the directory itself, or the one holding its last.pt."""
+    if not path.is_file():
+        return path
+    if path.name == "last.pt":
+        return path.parent
+    raise CheckpointError(
+        f"--resume takes a run directory or its last.pt, not {path}; to start a new run from the weights in "
+        f"{path}, use --init {path}"
+    )
+
+
+def _busy_message(run_dir: str | Path, pid: int | None, resuming: bool) -> str:
+    holder = f"process {pid}" if pid else "another process"
+    if resuming:
+        return (f"the run in {run_dir} is still training ({holder}); resume it once that process has stopped "
+                f"(Ctrl-C checkpoints it)")
+    return f"{run_dir} is being written by another run ({holder}); choose another --out or wait for it to finish"
+
+
+def _default_run_dir(cfg: TrainConfig) -> Path:
+    data = Path(cfg.data).name or "data"
+    return Path("runs") / f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _claim_run_dir(cfg: TrainConfig, resuming: bool, is_main: bool) -> tuple[TrainConfig, DirectoryLock | None]:
+    """Create and lock the run directory before any data loads, so a bad --out costs nothing.
+
+    Only the main process writes, so only it takes the lock; a default name that exists already gets a
+    suffix (two runs started in the same second get two directories).
+    """
     if cfg.out is None:
-        data = Path(cfg.data).name or "data"
-        cfg = replace(cfg, out=str(Path("runs") / f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"))
-    if ckpt is None and (Path(cfg.out) / "last.pt").exists():
+        default = _default_run_dir(cfg)
+        cfg = replace(cfg, out=str(make_unique_directory(default) if is_main else default))
+    out = Path(cfg.out)
+    lock = DirectoryLock(out) if is_main else None
+    try:
+        if lock is not None:
+            lock.acquire()
+    except DirectoryBusyError as err:
+        raise DirectoryBusyError(_busy_message(out, err.pid, resuming), err.pid) from None
+    if not resuming and (out / "last.pt").exists():
+        if lock is not None:
+            lock.release()
         raise OutputPathError(
-            f"{cfg.out} already holds a run; continue it with `cnnlab train --resume {cfg.out}` "
-            f"or choose another --out"
+            f"{out} already holds a run; continue it with `cnnlab train --resume {out}` or choose another --out"
         )
-    device = select_device(cfg.device, env_from_torchrun().local_rank)
+    return cfg, lock
+
+
+def _release_run_dir(lock: DirectoryLock | None, created: bool) -> None:
+    """Give the run directory up; one this run created and wrote nothing into goes again."""
+    if lock is None:
+        return
+    lock.release()
+    if created and [p.name for p in lock.path.iterdir()] == [LOCK_NAME]:
+        (lock.path / LOCK_NAME).unlink(missing_ok=True)
+        lock.path.rmdir()
+
+
+def _start_clock(started: float | None) -> float:
+    """The ``time.perf_counter()`` reading at the wall-clock moment ``started`` (now when None)."""
+    now = time.perf_counter()
+    return now if started is None else now - max(time.time() - started, 0.0)
+
+
+def _run(cfg: TrainConfig, ckpt: TrainingCheckpoint | None, epochs_overridden: bool, started: float | None) -> dict:
+    session_start = _start_clock(started)
+    cfg.validate()
+    env = env_from_torchrun()
+    created = cfg.out is None or not Path(cfg.out).exists()
+    cfg, lock = _claim_run_dir(cfg, ckpt is not None, env.is_main)
+    try:
+        return _train_in(cfg, ckpt, epochs_overridden, session_start, env)
+    finally:
+        _release_run_dir(lock, created)
+
+
+def _train_in(
+    cfg: TrainConfig, ckpt: TrainingCheckpoint | None, epochs_overridden: bool, session_start: float, env: DistEnv
+) -> dict:
+    """Set up, train, test: the run whose directory ``_run`` holds."""
+    device = select_device(cfg.device, env.local_rank)
     owns_group = not (dist.is_available() and dist.is_initialized())
     env = init_distributed(device)
     try:
-        run, state = _set_up(cfg, ckpt, env, device, epochs_overridden)
+        run, state = _set_up(cfg, ckpt, env, device, epochs_overridden, session_start)
         try:
             with stop_requests() as stop:
                 while state.epoch < state.epochs and state.stop_reason is None:
                     if _train_epoch(run, state, stop):
                         _end_epoch(run, state)
             if state.stop_reason == "interrupted":
-                run.say(f"interrupted: checkpoint saved; continue with `cnnlab train --resume {run.run_dir}`")
+                terminated = stop.signum == signal.SIGTERM
+                run.say(f"{'terminated' if terminated else 'interrupted'}: checkpoint saved; continue with "
+                        f"`cnnlab train --resume {run.run_dir}`")
+                if terminated:
+                    # The handlers in force before the loop are back: SIGTERM again ends the process as a
+                    # SIGTERM would have (exit 143 under the CLI) now that the checkpoint is safe.
+                    signal.raise_signal(signal.SIGTERM)
                 raise KeyboardInterrupt
             return _finish(run, state)
         finally:
@@ -195,7 +310,12 @@ def _run(cfg: TrainConfig, ckpt: TrainingCheckpoint | None, epochs_overridden: b
 
 
 def _set_up(
-    cfg: TrainConfig, ckpt: TrainingCheckpoint | None, env: DistEnv, device: torch.device, epochs_overridden: bool
+    cfg: TrainConfig,
+    ckpt: TrainingCheckpoint | None,
+    env: DistEnv,
+    device: torch.device,
+    epochs_overridden: bool,
+    session_start: float,
 ) -> tuple[_Run, TrainState]:
     """Threads, seeds, data, model, optimizer, and the saved state when resuming."""
     say = partial(notice, enabled=env.is_main)
@@ -205,7 +325,7 @@ def _set_up(
     amp_dtype, amp_note = resolve_amp(cfg.amp, device)
     if amp_note:
         say(amp_note)
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type in ("cpu", "cuda")
+    channels_last = channels_last_for(cfg.channels_last, device)
     data = prepare_data(cfg, get_model_info(cfg.model), device, env, channels_last, say)
     model = prepare_model(
         cfg, data.num_classes, data.meta.in_chans, device, channels_last, cfg.sync_bn and env.enabled, say,
@@ -227,16 +347,20 @@ def _set_up(
         plateau=Plateau(cfg.plateau_patience, cfg.plateau_threshold),
         data=data, aug_gen=aug_gen, mix_rng=random.Random(cfg.seed), amp_dtype=amp_dtype,
         log=RunLog(cfg.out, env.is_main, cfg.tensorboard), threads=threads, aux_weight=aux_loss_weight(cfg.model),
+        frozen_norms=frozen_norm_layers(model) if cfg.freeze_backbone else [],
     )
     state = TrainState(epochs=cfg.epochs)
     if ckpt is not None:
         state = _restore(run, ckpt)
+        run.saved = (run.run_dir / "last.pt", state.global_step)
         if epochs_overridden:
             state.epochs = cfg.epochs
             state.total_steps = None  # the epochs asked for replace where a time budget had cut the schedule
         run.say(f"resuming {cfg.out} at epoch {state.epoch + 1}, step {state.step_in_epoch} of the epoch")
     run.log.write_json("config.json", cfg.to_dict())
-    run.session_start, run.wall_at_start = time.perf_counter(), state.wall_seconds
+    run.session_start, run.wall_at_start = session_start, state.wall_seconds
+    # The set-up (data, model) is on the clock; every rank takes rank 0's, so that budget plans agree.
+    state.wall_seconds = run.last_save_wall = main_value(run.local_wall(), env, device)
     run.budget = BudgetPlanner.for_run(cfg, data, env, state, run.say)
     return run, state
 
@@ -284,7 +408,7 @@ def _train_step(run: _Run, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
 def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
     """Train the rest of the current epoch; False when stopped before its end (time budget or Ctrl-C)."""
     cfg, steps = run.cfg, len(run.data.train)
-    run.model.train()
+    train_mode(run.model, run.frozen_norms)
     bar = ProgressBar(state, steps, enabled=not cfg.quiet and run.env.is_main, budget=cfg.time_budget)
     window = torch.zeros(2, device=run.device)  # loss sum, correct predictions since the last sync
     images = 0  # counted on the host: a device-side count would cost a host-to-device copy per step
@@ -309,6 +433,9 @@ def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
             now = time.perf_counter()
             stop_voted, time_up = _sync(run, state, window, images, now - tick, stop.requested, lr)
             tick, images = now, 0
+            # Due by rank 0's clock (every rank has it after the sync), so all ranks save together.
+            since_save = state.wall_seconds - run.last_save_wall
+            checkpoint_due |= 0 < cfg.checkpoint_seconds <= since_save
             run.budget.after_sync(state)
             bar.update(state, lr)
             if stop_voted:
@@ -345,8 +472,8 @@ def _sync(
     if not math.isfinite(loss_sum):
         raise TrainingDivergedError(
             f"the training loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} in epoch "
-            f"{state.epoch + 1} near step {state.step_in_epoch} (learning rate {lr:.3g}); stopped. The last "
-            f"good checkpoint is {run.run_dir / 'last.pt'}. Try a lower --lr, --grad-clip 1.0 or --amp off"
+            f"{state.epoch + 1} near step {state.step_in_epoch} (learning rate {lr:.3g}); stopped; "
+            f"{run.last_good()}. Try a lower --lr, --grad-clip 1.0 or --amp off"
         )
     state.add_window(loss_sum, correct, int(seen), seconds, len(run.data.train))
     return stop_votes > 0, time_votes > 0
@@ -380,18 +507,23 @@ def _save_last(run: _Run, state: TrainState) -> None:
     """Write last.pt (every rank's generator states, rank 0 writes); refuse to save non-finite weights."""
     if not all(bool(torch.isfinite(p).all()) for p in run.model.parameters()):
         raise TrainingDivergedError(
-            f"the weights became NaN or infinite at step {state.global_step}; stopped. The last good "
-            f"checkpoint is {run.run_dir / 'last.pt'}. Try a lower --lr or --grad-clip 1.0"
+            f"the weights became NaN or infinite at step {state.global_step}; stopped; {run.last_good()}. "
+            f"Try a lower --lr or --grad-clip 1.0"
         )
     rng = gather_objects(capture_rng(run.aug_gen, run.mix_rng), run.env)
-    if run.env.is_main:
-        ckpt = TrainingCheckpoint(
-            config=run.cfg, data=run.data.meta, model=run.model.state_dict(),
-            ema=run.ema.state_dict() if run.ema is not None else None, optimizer=run.optimizer.state_dict(),
-            scaler=run.scaler.state_dict(), plateau=run.plateau.state_dict(), rng=rng, state=state,
-        )
-        save_torch_atomic(ckpt.to_dict(), run.run_dir / "last.pt")
-    run.log.write_jsonl("curve.jsonl", state.curve)  # kept in step with the checkpoint
+    path = run.run_dir / "last.pt"
+    try:
+        if run.env.is_main:
+            ckpt = TrainingCheckpoint(
+                config=run.cfg, data=run.data.meta, model=run.model.state_dict(),
+                ema=run.ema.state_dict() if run.ema is not None else None, optimizer=run.optimizer.state_dict(),
+                scaler=run.scaler.state_dict(), plateau=run.plateau.state_dict(), rng=rng, state=state,
+            )
+            save_torch_atomic(ckpt.to_dict(), path)
+        run.saved, run.last_save_wall = (path, state.global_step), state.wall_seconds
+        run.log.write_jsonl("curve.jsonl", state.curve)  # kept in step with the checkpoint
+    except DiskFullError as err:
+        raise DiskFullError(f"{err.where}; stopped at step {state.global_step}: {run.last_good()}", err.where) from err
 
 
 def _finish(run: _Run, state: TrainState) -> dict:
@@ -424,6 +556,7 @@ def _finish(run: _Run, state: TrainState) -> dict:
         "input_size": list(input_shape),
         "num_classes": meta.num_classes,
         "wall_seconds": run.local_wall(),
+        "precision": precision_name(run.amp_dtype),
         "train_seconds": state.train_seconds,
         "images_per_second": state.train_images / max(state.train_seconds, 1e-9),
         "hardware": hardware_info(run.device, run.threads, run.env.world_size),
