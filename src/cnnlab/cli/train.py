@@ -54,7 +54,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     r = evaluate_checkpoint(args.checkpoint, args.split, args.data_dir, args.batch_size, args.tta_flip,
                             args.device)
-    print_json_or(args, r, f"{r['model']} on {r['data']} {r['split']}: accuracy {100 * r['accuracy']:.2f}% "
+    miou = f"mIoU {100 * r['miou']:.2f}%, Dice {100 * r['dice']:.2f}%, pixel " if "miou" in r else ""
+    print_json_or(args, r, f"{r['model']} on {r['data']} {r['split']}: {miou}accuracy {100 * r['accuracy']:.2f}% "
                            f"(loss {r['loss']:.4f}, {r['count']} images)")
     return 0
 
@@ -75,8 +76,16 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from cnnlab.train import predict_files
+    from cnnlab.train import load_run_checkpoint, predict_files, predict_segmentation
 
+    if load_run_checkpoint(args.checkpoint).data.task == "segmentation":
+        r = predict_segmentation(args.checkpoint, args.images, args.out, args.split, args.count, args.data_dir,
+                                 args.device)
+        lines = [f"{row['image']}: {row['mask']}" for row in r["images"]]
+        print_json_or(args, r, "\n".join([*lines, f"overlays: {', '.join(r['overlays'])}"]))
+        return 0
+    if not args.images:
+        raise UsageError("name the image files to classify")
     rows = predict_files(args.checkpoint, args.images, args.topk, args.device)
     lines = []
     for row in rows:
@@ -87,12 +96,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="top-k classes of image files under a checkpoint",
+    p = sub.add_parser("predict", help="top-k classes of image files, or label maps and overlays (segmentation)",
                        description="Classify image files with a trained checkpoint; images are converted "
-                                   "to the training data's channels and size.")
+                                   "to the training data's channels and size. A segmentation checkpoint labels "
+                                   "every pixel instead: it writes OUT/masks/NAME.png and OUT/overlays.png (image, "
+                                   "ground truth when known, prediction), for the images given or else the first "
+                                   "--count images of the run's --split.")
     p.add_argument("checkpoint", help="a checkpoint file (best.pt, last.pt) or a run directory")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
+    p.add_argument("--out", default="predictions", help="segmentation: folder for masks and overlays "
+                                                          "(default: predictions)")
+    p.add_argument("--count", type=int, default=8, help="segmentation without image files: images of --split "
+                                                        "to label (default: 8)")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
     p.add_argument("--device", default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_predict)

@@ -7,5 +7,13 @@ re-exports them all, and imports nothing from the rest of cnnlab, so every layer
 """
 
 from cnnlab.plots.comparison import accuracy_vs_time, complexity_chart, learning_curves
+from cnnlab.plots.segmentation import class_palette, overlay_labels, segmentation_overlays
 
-__all__ = ["accuracy_vs_time", "complexity_chart", "learning_curves"]
+__all__ = [
+    "accuracy_vs_time",
+    "class_palette",
+    "complexity_chart",
+    "learning_curves",
+    "overlay_labels",
+    "segmentation_overlays",
+]

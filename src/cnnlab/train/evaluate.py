@@ -97,7 +97,10 @@ def evaluate_checkpoint(
     tta_flip: bool | None = None,
     device: str = "auto",
 ) -> dict:
-    """Loss and accuracy of a checkpoint on its data set's test (or validation) split."""
+    """Loss and accuracy (segmentation: pixel accuracy, mIoU, Dice, per-class IoU) of a checkpoint on its data
+    set's test (or validation) split."""
+    from cnnlab.train.tasks import task_for
+
     if split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
     dev = select_device(device)
@@ -105,7 +108,7 @@ def evaluate_checkpoint(
     cfg = ckpt.config
     source = load_eval_source(ckpt.data, split, batch_size, dev, cfg, data_dir)
     flip = cfg.tta_flip if tta_flip is None else tta_flip
-    result = evaluate(model, source, augment_from_meta(ckpt.data), tta_flip=flip)
+    result = task_for(cfg, ckpt.data).evaluate(model, source, augment_from_meta(ckpt.data), tta_flip=flip)
     return {
         "checkpoint": str(path),
         "model": cfg.model,
@@ -123,6 +126,9 @@ def predict_files(
     dev = select_device(device)
     model, ckpt = load_trained_model(path, dev)
     meta = ckpt.data
+    if meta.task != "classification":
+        raise ConfigError(f"{path} holds a {meta.task} network ({ckpt.config.model}); label images with "
+                          f"cnnlab.train.predict_segmentation (`cnnlab predict` does so by itself)")
     topk = min(topk, meta.num_classes)
     if topk < 1:
         raise ConfigError("topk must be at least 1")
@@ -169,6 +175,8 @@ def ensemble_checkpoints(
     for path in paths:
         model, ckpt = load_trained_model(path, dev)
         meta, cfg = ckpt.data, ckpt.config
+        if meta.task != "classification":
+            raise ConfigError(f"{path} holds a {meta.task} network; ensembles average classifiers' outputs")
         if first_meta is None:
             first_meta = meta
             source = load_eval_source(meta, split, batch_size, dev, cfg, data_dir)
