@@ -302,12 +302,14 @@ def joint_crop_flip(
         theta[:, axis, 2] = 2 * (corner + crop / 2) / extent - 1  # the crop's centre, in [-1, 1] units
     theta[:, 0, 0] = torch.where(draws[:, 0] < flip_p, -theta[:, 0, 0], theta[:, 0, 0])
     grid = F.affine_grid(theta, [B, 1, H, W], align_corners=False)
-    image = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # Labels shifted by one so that outside pixels (0 after zero padding) become -1, then ignore_index.
     shifted = F.grid_sample(mask.float().unsqueeze(1) + 1, grid, mode="nearest", padding_mode="zeros",
-                            align_corners=False)[:, 0]
-    labels = shifted.round().long() - 1
-    return image, labels.masked_fill_(labels < 0, ignore_index)
+                            align_corners=False)  # (B, 1, H, W)
+    outside = shifted < 0.5
+    # Border padding, then zeros where the mask is outside: within half a pixel of the edge both see the edge pixel.
+    image = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    labels = shifted[:, 0].round().long() - 1
+    return image.masked_fill_(outside, 0.0), labels.masked_fill_(outside[:, 0], ignore_index)
 
 
 @dataclass

@@ -95,23 +95,23 @@ def _read_image(path: Path, chans: int, size: int) -> torch.Tensor:
     return data.view(size, size, chans).permute(2, 0, 1)  # (C, S, S)
 
 
-def _known_mask(path: Path, size: int) -> np.ndarray | None:
+def _mask_file(path: Path) -> Path | None:
     """The ground truth of an image in the folder layout (…/images/NAME.* beside …/masks/NAME.png), if any."""
+    mask = path.parent.parent / "masks" / f"{path.stem}.png"
+    return mask if path.parent.name == "images" and mask.is_file() else None
+
+
+def _read_mask(path: Path | None, size: int) -> np.ndarray | None:
     from PIL import Image
 
-    if path.parent.name != "images":
-        return None
-    mask = path.parent.parent / "masks" / f"{path.stem}.png"
-    if not mask.is_file():
-        return None
-    return np.asarray(Image.fromarray(load_mask(mask)).resize((size, size), Image.NEAREST))
+    return None if path is None else np.asarray(Image.fromarray(load_mask(path)).resize((size, size), Image.NEAREST))
 
 
 def _png(labels: np.ndarray, num_classes: int) -> bytes:
     """A palette PNG of a label map: its pixel values are the class indices, its colours VOC's."""
     from PIL import Image
 
-    img = Image.fromarray(labels.astype(np.uint8), mode="P")
+    img = Image.fromarray(labels.astype(np.uint8))
     palette = np.zeros((256, 3), np.uint8)
     palette[:num_classes] = class_palette(num_classes)
     palette[255] = 255
@@ -155,7 +155,8 @@ def predict_segmentation(
     if images:
         files = [Path(p) for p in images]
         batch = torch.stack([_read_image(p, chans, size) for p in files]).to(dev)
-        truths = [_known_mask(p, size) for p in files]
+        known = [_mask_file(p) for p in files]
+        truths = [_read_mask(m, size) for m in known]
         names = [p.stem for p in files]
     else:
         if count < 1:
@@ -164,18 +165,19 @@ def predict_segmentation(
         batch, labels = next(iter(source.batches(0)))
         truths = list(labels.cpu().numpy())
         names = [f"{split}-{i}" for i in range(len(batch))]
+        known = [f"{split} split" for _ in names]
     with torch.inference_mode():
         logits = segmentation_logits(model, augment_from_meta(meta).eval(batch), cfg.tta_flip)
     predicted = logits.argmax(1).cpu()  # (B, h, w)
     h, w = predicted.shape[-2:]
     pictures = [center_crop(x, h, w).permute(1, 2, 0).numpy() for x in batch.cpu()]
-    truths = [None if t is None else center_crop(torch.as_tensor(t), h, w).numpy() for t in truths]
+    truths = [None if t is None else center_crop(torch.from_numpy(np.array(t)), h, w).numpy() for t in truths]
     out = Path(out)
     rows = []
-    for name, labels in zip(names, predicted.numpy()):
+    for name, labels, truth in zip(names, predicted.numpy(), known):
         mask_file = write_bytes_atomic(out / "masks" / f"{name}.png", _png(labels, meta.num_classes))
         shares = np.bincount(labels.reshape(-1), minlength=meta.num_classes) / labels.size
-        rows.append({"image": name, "mask": str(mask_file),
+        rows.append({"image": name, "mask": str(mask_file), "ground_truth": None if truth is None else str(truth),
                      "classes": {c: float(s) for c, s in zip(meta.classes, shares) if s > 0}})
     figures = []
     for start in range(0, len(rows), MAX_FIGURE_ROWS):
