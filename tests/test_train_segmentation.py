@@ -157,3 +157,30 @@ def test_a_classifier_refuses_segmentation_data_and_segmentation_settings(items,
         base = _argv(items, tmp_path / "b", "--dice-loss", "1", "--val-split", "16", model=TINY, data="fashion-mnist")
         assert main(base) == 2
         assert "dice_loss apply to segmentation networks" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_pool_one_confusion_matrix(items, tmp_path):
+    """Each rank tests half the scenes; the pooled matrix gives the numbers one process gets for the same weights."""
+    import os
+    import subprocess
+    import sys
+
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("this PyTorch build has no gloo backend")
+    driver = Path(__file__).with_name("_driver.py")
+    argv = [arg for arg in _argv(items, tmp_path / "ddp") if arg != "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.run([*launcher, str(driver), *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("test mIoU") == 1  # only rank 0 reports
+    results = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert results["hardware"]["processes"] == 2
+    assert results["test_pixels"] == 16 * 32 * 32  # both halves of the test scenes counted
+    one = subprocess.run([sys.executable, str(driver), "eval", str(tmp_path / "ddp" / "best.pt"), "--data-dir",
+                          str(items), "--device", "cpu", "--format", "json"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    evaluated = json.loads(one.stdout)
+    assert evaluated["pixels"] == results["test_pixels"]
+    assert evaluated["miou"] == pytest.approx(results["test_miou"], abs=1e-6)

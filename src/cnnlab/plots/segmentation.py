@@ -1,8 +1,8 @@
 """Segmentation figures: each image beside its ground truth (when known) and the prediction, as colour overlays.
 
-Class k is drawn in Pascal VOC's colour k (the devkit's bit-interleaved colour map: black background,
-then dark red, green, olive, navy, ...), blended over the image; background pixels show the image alone and
-ignored pixels are tinted white. The legend names the classes the figure shows.
+Class 0 (background) is black and shows the image untinted; the other classes take matplotlib's
+qualitative colours (tab10 up to 10 of them, tab20 up to 20), and beyond 20 Pascal VOC's colour map (the
+devkit's bit-interleaved one). Ignored pixels are tinted white. The legend names the classes shown.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -18,8 +19,8 @@ __all__ = ["class_palette", "overlay_labels", "segmentation_overlays"]
 _IGNORE_COLOR = (255, 255, 255)
 
 
-def class_palette(num_classes: int) -> np.ndarray:
-    """(K, 3) uint8 colours: Pascal VOC's colour map, whose bits of k are spread over the R, G, B high bits."""
+def _voc_colors(num_classes: int) -> np.ndarray:
+    """Pascal VOC's colour map: the bits of k spread over the high bits of R, G and B."""
     colors = np.zeros((num_classes, 3), dtype=np.uint8)
     for k in range(num_classes):
         code, rgb = k, [0, 0, 0]
@@ -28,6 +29,17 @@ def class_palette(num_classes: int) -> np.ndarray:
                 rgb[channel] |= ((code >> channel) & 1) << bit
             code >>= 3
         colors[k] = rgb
+    return colors
+
+
+def class_palette(num_classes: int) -> np.ndarray:
+    """(K, 3) uint8 colours of classes 0..K-1: black background, then colours told apart at a glance."""
+    foreground = num_classes - 1
+    if foreground > 20:
+        return _voc_colors(num_classes)
+    table = colormaps["tab10" if foreground <= 10 else "tab20"].colors
+    colors = np.zeros((num_classes, 3), dtype=np.uint8)
+    colors[1:] = np.round(np.asarray(table[:foreground]) * 255)
     return colors
 
 
