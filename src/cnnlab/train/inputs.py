@@ -169,6 +169,9 @@ def prepare_data(
     say: Callable[[str], None],
 ) -> DataBundle:
     """Batch sources for train / validation / test and the augmentation, as the config asks."""
+    from cnnlab.train.tasks import check_task_settings
+
+    check_task_settings(cfg, info.task)
     if info.task == "segmentation":
         from cnnlab.train.seginputs import prepare_segmentation_data
 

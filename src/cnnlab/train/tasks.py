@@ -21,7 +21,7 @@ from cnnlab.train.evaluate import evaluate
 from cnnlab.train.inputs import DataMeta
 from cnnlab.train.segment import evaluate_segmentation
 
-__all__ = ["ClassificationTask", "SegmentationTask", "Task", "soft_dice_loss", "task_for"]
+__all__ = ["ClassificationTask", "SegmentationTask", "Task", "check_task_settings", "soft_dice_loss", "task_for"]
 
 # Settings that only a segmentation run reads, with the value that means "not used".
 _SEGMENTATION_ONLY = {"class_weights": [], "dice_loss": 0.0, "crop_scale": [1.0, 1.0]}
@@ -66,7 +66,7 @@ class ClassificationTask(Task):
     name = "classification"
 
     def __init__(self, cfg: TrainConfig) -> None:
-        _refuse(cfg, _SEGMENTATION_ONLY, "segmentation networks")
+        check_task_settings(cfg, self.name)
         self.label_smoothing = cfg.label_smoothing
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -103,7 +103,7 @@ class SegmentationTask(Task):
     score_label = "mIoU"
 
     def __init__(self, cfg: TrainConfig, meta: DataMeta) -> None:
-        _refuse(cfg, _CLASSIFICATION_ONLY, "classification (they mix or erase images, not label maps)")
+        check_task_settings(cfg, self.name)
         self.classes = list(meta.classes)
         self.num_classes = len(self.classes)
         self.ignore_index = cfg.ignore_index
@@ -165,6 +165,14 @@ class SegmentationTask(Task):
             "test_pixels": test["pixels"],
             "ignore_index": self.ignore_index,
         }
+
+
+def check_task_settings(cfg: TrainConfig, task: str) -> None:
+    """Refuse the settings of the other task (before any data is loaded): they would be silently ignored."""
+    if task == "segmentation":
+        _refuse(cfg, _CLASSIFICATION_ONLY, "classification (they mix or erase images, not label maps)")
+    else:
+        _refuse(cfg, _SEGMENTATION_ONLY, "segmentation networks")
 
 
 def _refuse(cfg: TrainConfig, unused: dict, owner: str) -> None:
