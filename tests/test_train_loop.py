@@ -159,7 +159,7 @@ def test_checkpoint_files_keep_the_v1_layout_and_round_trip(trained):
     last, best = load_checkpoint(out / "last.pt"), load_checkpoint(out / "best.pt")
     assert sorted(last) == V1_LAST_KEYS and sorted(best) == V1_BEST_KEYS
     # v1 files keep every key; keys added since (with defaults, so older files load) are listed here.
-    assert sorted(last["data"]) == sorted([*V1_DATA_KEYS, "class_subset"]) == sorted(best["data"])
+    assert sorted(last["data"]) == sorted([*V1_DATA_KEYS, "class_subset", "task"]) == sorted(best["data"])
     assert set(V1_PARTIAL_KEYS) <= set(last["state"]["partial"]) <= {*V1_PARTIAL_KEYS, "lr"}
     typed_last, typed_best = load_run_checkpoint(out / "last.pt"), load_run_checkpoint(out / "best.pt")
     assert isinstance(typed_last, TrainingCheckpoint) and isinstance(typed_best, BestCheckpoint)

@@ -140,3 +140,114 @@ def test_dropout_at_the_end_of_the_contracting_path():
     assert drops == ["stages.3.drop"]
     with pytest.raises(ValueError, match="drop_rate"):
         cnnlab.create_model("unet", drop_rate=1.5)
+
+
+# -- size options, the paper's valid convolutions, and the two ablations -----------------------------------
+
+# Fig. 1 of the paper: the side of each 3x3 conv's output, contracting then expanding path, for 572x572.
+PAPER_VALID_SIDES = [570, 568, 282, 280, 138, 136, 66, 64, 30, 28, 54, 52, 102, 100, 198, 196, 390, 388]
+
+
+def _layer_list(widths, in_chans: int, num_classes: int) -> list[tuple[str, int, int]]:
+    """(kind, C_in, C_out) of every conv in Fig. 1's order, for any stage widths."""
+    layers, c = [], in_chans
+    for w in widths:
+        layers += [("conv3", c, w), ("conv3", w, w)]
+        c = w
+    for w in reversed(widths[:-1]):
+        layers += [("up2", c, w), ("conv3", 2 * w, w), ("conv3", w, w)]
+        c = w
+    return layers + [("conv1", c, num_classes)]
+
+
+def test_valid_convolutions_give_the_papers_572_to_388_with_its_macs():
+    model = build_meta("unet", norm_layer="none", padding="valid").eval()
+    out = meta_forward(model, torch.empty(1, 1, 572, 572, device="meta"))
+    assert tuple(out.shape) == (1, 2, 388, 388)
+    # MACs from Fig. 1's map sides: each 3x3 conv output pixel costs 9 C_in MACs per output channel,
+    # each 2x2 stride-2 up-conv output pixel 1 C_in (one tap), the 1x1 head C_in at 388x388.
+    sides = iter(PAPER_VALID_SIDES)
+    macs = 0
+    for kind, c_in, c_out in _layer_list(WIDTHS, 1, 2):
+        if kind == "conv3":
+            macs += next(sides) ** 2 * 9 * c_in * c_out
+        elif kind == "conv1":
+            macs += 388**2 * c_in * c_out
+    up_sides = [56, 104, 200, 392]  # each up-conv doubles the side before it: 2 x (28, 52, 100, 196)
+    macs += sum(s**2 * c_in for s, c_in in zip(up_sides, (1024 * 512, 512 * 256, 256 * 128, 128 * 64)))
+    assert count_macs(model, (1, 572, 572)) == macs
+    assert count_params(model) == count_params(build_meta("unet", norm_layer="none"))  # padding adds none
+
+
+def test_valid_convolutions_copy_and_crop_the_skip_maps():
+    model = build_meta("unet", padding="valid").eval()
+    seen = []
+    handles = [up.conv.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
+               for up in model.decoder]
+    try:
+        meta_forward(model, torch.empty(1, 1, 572, 572, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    # The 64x64 encoder map is cropped to the 56x56 up-convolved map and concatenated (512 + 512 channels).
+    assert seen == [(1, 1024, 56, 56), (1, 512, 104, 104), (1, 256, 200, 200), (1, 128, 392, 392)]
+
+
+def test_valid_sizes_are_the_arithmetic_of_fig1():
+    from cnnlab.models.unet import valid_input_size, valid_output_size
+
+    assert valid_output_size(572) == 388
+    assert valid_output_size(571) is None  # 567 cannot be pooled 2x2
+    # input = 16 b + 124 with bottom side b; b >= 4 keeps every expanding-path map positive (4 -> 4 output).
+    assert valid_input_size(1) == 188 and valid_output_size(188) == 4
+    assert valid_output_size(64, depth=2) == 24  # 64-4=60 ->30 -> 26 ->13 -> 9 -> 18-4=14 -> 28-4=24
+    model = build_meta("unet", padding="valid").eval()
+    with pytest.raises(ValueError, match=r"cannot take 200x200.*next sizes it takes are 204x204"):
+        meta_forward(model, torch.empty(1, 1, 200, 200, device="meta"))
+    with pytest.raises(InputTooSmallError, match="at least 188x188"):
+        meta_forward(model, torch.empty(1, 1, 64, 64, device="meta"))
+
+
+def test_width_and_depth_size_the_network():
+    model = build_meta("unet", width=16, depth=3, norm_layer="none", num_classes=11)
+    params = sum(k * k * ci * co + co for kind, ci, co in _layer_list((16, 32, 64, 128), 1, 11)
+                 for k in [{"conv3": 3, "conv1": 1, "up2": 2}[kind]])
+    assert count_params(model) == params
+    assert [f.num_chs for f in model.feature_info] == [32, 64, 128]
+    out = meta_forward(model.eval(), torch.empty(2, 1, 24, 40, device="meta"))  # multiples of 2^3
+    assert tuple(out.shape) == (2, 11, 24, 40)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        meta_forward(model, torch.empty(1, 1, 20, 20, device="meta"))
+    with pytest.raises(ValueError, match="whole numbers"):
+        cnnlab.create_model("unet", width=0)
+
+
+def test_without_skips_each_decoder_stage_reads_the_upsampled_map_alone():
+    full = build_meta("unet", width=8, depth=2, norm_layer="none")
+    plain = build_meta("unet", width=8, depth=2, norm_layer="none", skips=False)
+    assert [up.conv.conv1.conv.in_channels for up in plain.decoder] == [16, 8]
+    # Each decoder stage's first 3x3 conv loses the C_out skip channels of input: 9 C_out^2 weights.
+    assert count_params(full) - count_params(plain) == 9 * (16 * 16 + 8 * 8)
+    model = cnnlab.create_model("unet", width=8, depth=2, skips=False).eval()
+    x = torch.randn(1, 1, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+        handle = model.decoder[-1].register_forward_pre_hook(lambda m, args: (args[0], torch.zeros_like(args[1])))
+        try:
+            assert torch.equal(model(x), ref)  # the skip input is not read
+        finally:
+            handle.remove()
+
+
+def test_without_decoder_the_bottom_scores_are_upsampled_fcn_style():
+    model = cnnlab.create_model("unet", width=8, depth=3, decoder=False, num_classes=5).eval()
+    assert len(model.decoder) == 0 and model.num_features == 64 and model.head.upsample == 8
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+        bottom = model.head.fc(model.forward_features(x))  # (2, 5, 4, 4)
+    assert out.shape == (2, 5, 32, 32) and bottom.shape == (2, 5, 4, 4)
+    expected = torch.nn.functional.interpolate(bottom, size=(32, 32), mode="bilinear", align_corners=False)
+    assert torch.allclose(out, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="needs padding='same'"):
+        cnnlab.create_model("unet", decoder=False, padding="valid")

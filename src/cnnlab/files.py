@@ -57,6 +57,11 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return _write_atomic(Path(path), "w", lambda f: f.write(text))
 
 
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` (an encoded image, say) to ``path`` through a temporary file and a rename."""
+    return _write_atomic(Path(path), "wb", lambda f: f.write(data))
+
+
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     """``data`` as indented JSON (non-JSON values through ``str``), written atomically."""
     return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
@@ -65,11 +70,6 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
 def write_jsonl_atomic(path: str | Path, rows: Iterable[Any]) -> Path:
     """One JSON object per line, written atomically (the whole file each time)."""
     return write_text_atomic(path, "".join(json.dumps(row, default=str) + "\n" for row in rows))
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    return _write_atomic(Path(path), "wb", lambda f: f.write(data))
 
 
 def save_figure_atomic(figure: Any, path: str | Path, dpi: int = 130) -> Path:

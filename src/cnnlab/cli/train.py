@@ -65,6 +65,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                             args.device, args.topk, args.ten_crop, progress=args.format == "text")
     say(f"evaluated {r['checkpoint']} ({r['weights']}); mirror TTA {'on' if r['tta_flip'] else 'off'} "
         f"({r['tta_source']})")
+    if "miou" in r:  # a segmentation run: pixel metrics, no class confusion to draw
+        print_json_or(args, r, f"{r['model']} on {r['data']} {r['split']}: mIoU {100 * r['miou']:.2f}%, Dice "
+                               f"{100 * r['dice']:.2f}%, pixel accuracy {100 * r['accuracy']:.2f}% (loss "
+                               f"{r['loss']:.4f}, {r['count']} images)")
+        return 0
     plot = _confusion_figure(r, args.plot)
     top = r[f"top{args.topk}_accuracy"]
     print_json_or(args, r, f"{r['model']} on {r['data']} {r['split']}: accuracy {100 * r['accuracy']:.2f}%, "
@@ -109,8 +114,17 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from cnnlab.train import predict_files
+    from cnnlab.train import load_run_checkpoint, predict_files, predict_segmentation
+    from cnnlab.train.evaluate import run_weights
 
+    if load_run_checkpoint(run_weights(args.checkpoint)).data.task == "segmentation":
+        r = predict_segmentation(args.checkpoint, args.images, args.out, args.split, args.count, args.data_dir,
+                                 args.device)
+        lines = [f"{row['image']}: {row['mask']}" for row in r["images"]]
+        print_json_or(args, r, "\n".join([*lines, f"overlays: {', '.join(r['overlays'])}"]))
+        return 0
+    if not args.images:
+        raise UsageError("name the image files to classify")
     rows = predict_files(args.checkpoint, args.images, args.topk, args.device, invert=args.invert)
     lines = []
     for row in rows:
@@ -124,17 +138,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="top-k classes of image files under a checkpoint",
+    p = sub.add_parser("predict", help="top-k classes of image files, or label maps and overlays (segmentation)",
                        description="Classify image files with a trained checkpoint; images are converted "
-                                   "to the training data's channels and size.",
+                                   "to the training data's channels and size. A segmentation checkpoint labels "
+                                   "every pixel instead: it writes OUT/masks/NAME.png and OUT/overlays.png (image, "
+                                   "ground truth when known, prediction), for the images given or else the first "
+                                   "--count images of the run's --split.",
                        **examples("cnnlab predict runs/lenet5 ankle-boot.png --topk 3",
-                                  "cnnlab predict runs/lenet5 photo-of-a-shoe.jpg --invert"))
+                                  "cnnlab predict runs/lenet5 photo-of-a-shoe.jpg --invert",
+                                  "cnnlab predict runs/seg --out runs/seg/pred --count 8"))
     p.add_argument("checkpoint", help="a checkpoint file (best.pt, last.pt) or a run directory")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
     p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=False,
                    help="use each image's negative (255 - pixel): a dark item on white paper becomes light on "
                         "black, as Fashion-MNIST's are (default: off)")
+    p.add_argument("--out", default="predictions", help="segmentation: folder for masks and overlays "
+                                                          "(default: predictions)")
+    p.add_argument("--count", type=int, default=8, help="segmentation without image files: images of --split "
+                                                        "to label (default: 8)")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
     p.add_argument("--device", default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_predict)

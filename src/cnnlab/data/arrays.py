@@ -13,7 +13,11 @@ __all__ = ["ArrayDataset", "channel_stats", "select_classes", "split_indices", "
 
 @dataclass
 class ArrayDataset:
-    """A split held in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,), class names."""
+    """A split held in memory: ``images`` uint8 (N, C, H, W), labels (N,) or label maps (N, H, W), class names.
+
+    Classification labels are int64 class indices (N,); segmentation labels are uint8 label maps (N, H, W)
+    of class indices per pixel (255 and other values past the classes can mark pixels to ignore).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -26,8 +30,11 @@ class ArrayDataset:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
             shape = tuple(self.images.shape)
             raise DataError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {shape}")
-        if self.labels.shape != (self.images.shape[0],):
-            raise DataError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+        n, _, height, width = self.images.shape
+        expected = (n, height, width) if self.labels.dim() == 3 else (n,)
+        if self.labels.shape != expected:
+            raise DataError(f"{n} images but labels of shape {tuple(self.labels.shape)}; labels are (N,) class "
+                            f"indices or (N, H, W) label maps of the images' size")
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -8,8 +8,9 @@ per class and pixel.
 Departures from the paper, each an option:
 
 * Convolutions are padded ("same"), so the output has the input's size and any input whose sides are
-  multiples of 16 (four 2x2 poolings) works; the paper's valid convolutions shrink 572x572 to 388x388
-  and need the skip maps cropped. The parameter count does not depend on padding.
+  multiples of 2^depth (one 2x2 pooling per encoder stage) works. ``padding="valid"`` is the paper's
+  network: unpadded convolutions shrink 572x572 to 388x388 and every skip map is cropped to the centre
+  of the upsampled map ("copy and crop"). The parameter count does not depend on padding.
 * ``norm_layer`` defaults to batch norm after every 3x3 conv (the convs then have no bias). The paper had
   no normalization: ``norm_layer="none"`` (``None`` works with ``UNet`` directly; ``create_model`` drops
   None values). Without norm the net trains only with the paper's care (He init, batch size 1 with
@@ -17,6 +18,14 @@ Departures from the paper, each an option:
   the widely used PyTorch U-Nets.
 * ``bilinear=True`` replaces the learned 2x2 transposed conv by bilinear upsampling and a 1x1 conv that
   halves the channels, which avoids checkerboard artifacts and keeps the paper's widths.
+* ``width`` (64) and ``depth`` (4 poolings) size the network: ``width=16,depth=3`` is a compact U-Net for
+  64x64 scenes. Stage widths are ``width * 2**i``.
+
+Two ablations for measuring what the expanding path and the skips contribute (benchmarks/segmentation.py):
+``skips=False`` drops the concatenations (each decoder stage reads the upsampled map alone), and
+``decoder=False`` drops the expanding path: a 1x1 conv scores the bottom map and the scores are upsampled
+bilinearly to the input size, as FCN-32s does (Long et al. 2015, Fully Convolutional Networks for Semantic
+Segmentation, CVPR 2015).
 
 ``in_chans`` defaults to 1 as in the paper (grayscale electron-microscopy and cell images, and cnnlab's
 Fashion-MNIST-style data); pass ``in_chans=3`` for RGB. ``num_classes`` defaults to the paper's 2.
@@ -26,17 +35,29 @@ The standard counting input is 1x512x512, the size of the ISBI 2012 EM images th
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError, InputSizeError
 from cnnlab.models._base import FeatureInfo, ZooModel
 from cnnlab.models._registry import Variant, register_variants
-from cnnlab.models.layers import ConvNormAct, LayerFactory, check_rate, init_kaiming
+from cnnlab.models.layers import ConvNormAct, LayerFactory, check_choice, check_rate, init_kaiming
 
-__all__ = ["VARIANTS", "DoubleConv", "DownStage", "SegmentationHead", "UNet", "UpStage"]
+__all__ = [
+    "VARIANTS",
+    "DoubleConv",
+    "DownStage",
+    "SegmentationHead",
+    "UNet",
+    "UpStage",
+    "center_crop",
+    "valid_input_size",
+    "valid_output_size",
+]
 
 PAPER = "Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation"
 WIDTHS = (64, 128, 256, 512, 1024)
+PADDINGS = ("same", "valid")
 _NORMS = {"batchnorm": nn.BatchNorm2d, "none": None}
 
 
@@ -50,33 +71,67 @@ def resolve_norm(norm_layer: LayerFactory | str | None) -> LayerFactory | None:
     return _NORMS[norm_layer]
 
 
+def valid_output_size(size: int, depth: int = 4) -> int | None:
+    """Output side of the valid-convolution U-Net for an input side; None when the input does not fit.
+
+    Each double 3x3 conv takes 4 pixels off a side; a 2x2 pool needs an even side; each up-convolution
+    doubles. 572 gives 388 at depth 4 (the paper's Fig. 1).
+    """
+    for _ in range(depth):
+        size -= 4
+        if size <= 0 or size % 2:
+            return None
+        size //= 2
+    size -= 4
+    for _ in range(depth):
+        if size <= 0:
+            return None
+        size = 2 * size - 4
+    return size if size > 0 else None
+
+
+def valid_input_size(at_least: int, depth: int = 4) -> int:
+    """The smallest input side of at least ``at_least`` that the valid-convolution U-Net takes."""
+    size = max(at_least, 1)
+    while valid_output_size(size, depth) is None:
+        size += 1
+    return size
+
+
+def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The central ``height`` x ``width`` window of the last two dimensions (the paper's "crop")."""
+    top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
+    return x[..., top : top + height, left : left + width]
+
+
+
 class DoubleConv(nn.Sequential):
-    """Double conv: 3x3 conv-[norm]-ReLU, 3x3 conv-[norm]-ReLU (padded, size-preserving)."""
+    """Double conv: 3x3 conv-[norm]-ReLU, 3x3 conv-[norm]-ReLU (padded, or valid: 4 pixels smaller)."""
 
     def __init__(self, in_chs: int, out_chs: int, norm_layer: LayerFactory | None,
-                 act_layer: LayerFactory) -> None:
+                 act_layer: LayerFactory, padding: int = 1) -> None:
         super().__init__()
-        self.conv1 = ConvNormAct(in_chs, out_chs, 3, norm_layer=norm_layer, act_layer=act_layer)
-        self.conv2 = ConvNormAct(out_chs, out_chs, 3, norm_layer=norm_layer, act_layer=act_layer)
+        self.conv1 = ConvNormAct(in_chs, out_chs, 3, padding=padding, norm_layer=norm_layer, act_layer=act_layer)
+        self.conv2 = ConvNormAct(out_chs, out_chs, 3, padding=padding, norm_layer=norm_layer, act_layer=act_layer)
 
 
 class DownStage(nn.Sequential):
     """Encoder stage: 2x2 max pool (stride 2), double conv."""
 
     def __init__(self, in_chs: int, out_chs: int, norm_layer: LayerFactory | None, act_layer: LayerFactory,
-                 drop_rate: float = 0.0) -> None:
+                 drop_rate: float = 0.0, padding: int = 1) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2)
-        self.conv = DoubleConv(in_chs, out_chs, norm_layer, act_layer)
+        self.conv = DoubleConv(in_chs, out_chs, norm_layer, act_layer, padding)
         if drop_rate > 0:
             self.drop = nn.Dropout(drop_rate)
 
 
 class UpStage(nn.Module):
-    """Decoder stage: 2x2 up-conv (or bilinear x2 + 1x1 conv) halving width, concat skip, double conv."""
+    """Decoder stage: 2x2 up-conv (or bilinear x2 + 1x1 conv) halving width, [crop and concat skip], double conv."""
 
     def __init__(self, in_chs: int, out_chs: int, norm_layer: LayerFactory | None, act_layer: LayerFactory,
-                 bilinear: bool = False) -> None:
+                 bilinear: bool = False, padding: int = 1, skip: bool = True) -> None:
         super().__init__()
         if bilinear:
             self.up: nn.Module = nn.Sequential(
@@ -85,26 +140,36 @@ class UpStage(nn.Module):
             )
         else:
             self.up = nn.ConvTranspose2d(in_chs, out_chs, 2, stride=2)
-        self.conv = DoubleConv(2 * out_chs, out_chs, norm_layer, act_layer)
+        self.skip = skip
+        self.conv = DoubleConv(2 * out_chs if skip else out_chs, out_chs, norm_layer, act_layer, padding)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)  # (B, out, 2H, 2W)
-        return self.conv(torch.cat([skip, x], dim=1))  # (B, out, 2H, 2W)
+        if not self.skip:
+            return self.conv(x)
+        skip = center_crop(skip, x.shape[-2], x.shape[-1])  # a no-op with padded convs
+        return self.conv(torch.cat([skip, x], dim=1))  # (B, out, 2H, 2W) padded, 4 less valid
 
 
 class SegmentationHead(nn.Module):
-    """Head: 1x1 conv from the feature map to one score per class and pixel."""
+    """Head: 1x1 conv from the feature map to one score per class and pixel [, bilinear upsampling]."""
 
-    def __init__(self, in_chs: int, num_classes: int) -> None:
+    def __init__(self, in_chs: int, num_classes: int, upsample: int = 1) -> None:
         super().__init__()
         self.in_chs = in_chs
+        self.upsample = upsample
         self.fc = _conv1x1_or_identity(in_chs, num_classes)
 
     def reset(self, num_classes: int) -> None:
         self.fc = _conv1x1_or_identity(self.in_chs, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.fc(x)
+        if pre_logits:
+            return x
+        x = self.fc(x)
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear", align_corners=False)
+        return x
 
 
 def _conv1x1_or_identity(in_chs: int, num_classes: int) -> nn.Module:
@@ -112,9 +177,7 @@ def _conv1x1_or_identity(in_chs: int, num_classes: int) -> nn.Module:
 
 
 class UNet(ZooModel):
-    """U-Net: double conv stem -> 4 encoder stages (pool, double conv) -> 4 decoder stages -> 1x1 conv."""
-
-    divisor = 2 ** (len(WIDTHS) - 1)  # sides must be multiples of this: one 2x2 pool per encoder stage
+    """U-Net: double conv stem -> ``depth`` encoder stages (pool, double conv) -> as many decoder stages -> 1x1 conv."""
 
     def __init__(
         self,
@@ -124,30 +187,59 @@ class UNet(ZooModel):
         act_layer: LayerFactory = nn.ReLU,
         bilinear: bool = False,
         drop_rate: float = 0.0,
+        width: int = WIDTHS[0],
+        depth: int = len(WIDTHS) - 1,
+        padding: str = "same",
+        skips: bool = True,
+        decoder: bool = True,
     ) -> None:
         super().__init__(num_classes, in_chans)
         check_rate("drop_rate", drop_rate)
+        if int(width) != width or width < 1 or int(depth) != depth or depth < 1:
+            raise ConfigError(f"width and depth must be whole numbers of at least 1, got width={width}, depth={depth}")
+        check_choice("padding", padding, PADDINGS)
+        if padding == "valid" and not decoder:
+            raise ConfigError("decoder=False upsamples the bottom scores to the input size: it needs padding='same'")
         norm = resolve_norm(norm_layer)
-        self.stem = DoubleConv(in_chans, WIDTHS[0], norm, act_layer)
+        widths = [int(width) * 2**i for i in range(int(depth) + 1)]
+        pad = 1 if padding == "same" else 0
+        self.depth = int(depth)
+        self.padding = padding
+        self.divisor = 2**self.depth  # padded: sides must be multiples of this, one 2x2 pool per encoder stage
+        self.stem = DoubleConv(in_chans, widths[0], norm, act_layer, pad)
         # Dropout at the end of the contracting path, where the paper puts it.
         self.stages = nn.Sequential(*(
-            DownStage(c_in, c_out, norm, act_layer, drop_rate if i == len(WIDTHS) - 2 else 0.0)
-            for i, (c_in, c_out) in enumerate(zip(WIDTHS[:-1], WIDTHS[1:]))
+            DownStage(c_in, c_out, norm, act_layer, drop_rate if i == self.depth - 1 else 0.0, pad)
+            for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:]))
         ))
         self.decoder = nn.ModuleList(
-            UpStage(c_in, c_out, norm, act_layer, bilinear)
-            for c_in, c_out in zip(WIDTHS[:0:-1], WIDTHS[-2::-1])  # (1024, 512) ... (128, 64)
-        )
-        self.num_features = WIDTHS[0]
-        self.head = SegmentationHead(self.num_features, num_classes)
-        self.feature_info = [FeatureInfo(f"stages.{i}", w, 2 ** (i + 1)) for i, w in enumerate(WIDTHS[1:])]
-        self.min_input_size = self.divisor
+            UpStage(c_in, c_out, norm, act_layer, bilinear, pad, skips)
+            for c_in, c_out in zip(widths[:0:-1], widths[-2::-1])  # (1024, 512) ... (128, 64)
+        ) if decoder else nn.ModuleList()
+        self.num_features = widths[0] if decoder else widths[-1]
+        self.head = SegmentationHead(self.num_features, num_classes, 1 if decoder else self.divisor)
+        self.feature_info = [FeatureInfo(f"stages.{i}", w, 2 ** (i + 1)) for i, w in enumerate(widths[1:])]
+        self.min_input_size = self.divisor if padding == "same" else valid_input_size(1, self.depth)
         # The paper's init: Gaussian with std sqrt(2 / N), N = incoming connections of a unit (fan-in).
         init_kaiming(self, mode="fan_in")
+
+    def output_size(self, size: int) -> int | None:
+        """The output side for an input side (None when the network does not take it)."""
+        if self.padding == "valid":
+            return valid_output_size(size, self.depth)
+        return size if size % self.divisor == 0 and size >= self.divisor else None
 
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
         h, w = x.shape[-2:]
+        if self.padding == "valid":
+            if valid_output_size(h, self.depth) is None or valid_output_size(w, self.depth) is None:
+                nh, nw = valid_input_size(h, self.depth), valid_input_size(w, self.depth)
+                raise ValueError(
+                    f"{self._label()} (valid convolutions, depth {self.depth}) cannot take {h}x{w}: every map "
+                    f"before a 2x2 pool needs an even side; the next sizes it takes are {nh}x{nw}"
+                )
+            return
         if h % self.divisor or w % self.divisor:
             d = self.divisor
             raise InputSizeError(
@@ -156,7 +248,7 @@ class UNet(ZooModel):
             )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The full-resolution 64-channel map the 1x1 head reads: (B, 64, H, W)."""
+        """The map the 1x1 head reads: (B, width, H, W) with the decoder, else the bottom (B, C, H/2^d, W/2^d)."""
         self.check_input(x)
         skips = [self.stem(x)]  # (B, 64, H, W)
         for stage in self.stages:

@@ -47,6 +47,11 @@ from cnnlab.plots.explain import (
     sanity_curves,
     sanity_maps,
 )
+from cnnlab.plots.segmentation import (
+    class_palette,
+    overlay_labels,
+    segmentation_overlays,
+)
 from cnnlab.plots.training import (
     run_curves,
 )
@@ -59,6 +64,7 @@ __all__ = [
     "augmentation_figure",
     "batch_size_figure",
     "block_width_fits",
+    "class_palette",
     "complexity_chart",
     "confusion_matrix",
     "design_space_edfs",
@@ -74,12 +80,14 @@ __all__ = [
     "learning_rate_figure",
     "neighbour_grid",
     "occlusion_grid",
+    "overlay_labels",
     "patch_grid",
     "place_labels",
     "rank_agreement",
     "run_curves",
     "sanity_curves",
     "sanity_maps",
+    "segmentation_overlays",
     "settle_layout",
     "variants_figure",
 ]

@@ -27,6 +27,7 @@ from cnnlab.train.evaluate import (
 from cnnlab.train.inputs import DataMeta
 from cnnlab.train.loop import TrainingDivergedError, resume_training, train
 from cnnlab.train.schedules import Plateau, lr_at
+from cnnlab.train.segment import evaluate_segmentation, predict_segmentation
 from cnnlab.train.state import EpochTotals, TrainState
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "ensemble_checkpoints",
     "evaluate",
     "evaluate_checkpoint",
+    "evaluate_segmentation",
     "load_checkpoint",
     "load_config_file",
     "load_run_checkpoint",
@@ -53,6 +55,7 @@ __all__ = [
     "lr_at",
     "predict_files",
     "predict_logits",
+    "predict_segmentation",
     "resolve_config",
     "resume_training",
     "train",

@@ -41,10 +41,11 @@ def _takes(builder: Callable, name: str) -> bool:
 
 
 def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
-    """The config's registered classifier for ``num_classes`` and ``in_chans``, with its dropout rate."""
+    """The config's registered network for ``num_classes`` and ``in_chans``, with its dropout rate."""
     info = get_model_info(cfg.model)
-    if info.task != "classification":
-        raise ConfigError(f"{cfg.model} is a {info.task} network; `cnnlab train` trains image classifiers")
+    if info.task not in ("classification", "segmentation"):
+        raise ConfigError(f"{cfg.model} is a {info.task} network; `cnnlab train` trains classifiers and "
+                          f"segmentation networks")
     kwargs: dict = {**cfg.model_args, "num_classes": num_classes, "in_chans": in_chans}
     if cfg.pretrained:  # the same network whether or not the weights are loaded now (resume, evaluation)
         kwargs = pretrained_options(cfg.model, kwargs)

@@ -131,6 +131,11 @@ class TrainConfig:
     min_lr: float = _f(0.0, "floor of the learning rate (cosine end, plateau lower bound)")
     onecycle_peak: float = _f(0.25, "one-cycle schedule: fraction of the run spent rising to --lr")
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy loss (0 = off)")
+    class_weights: list[float] = _f(
+        [], "segmentation: weight of each class in the per-pixel cross-entropy, in class order; empty: all 1"
+    )
+    dice_loss: float = _f(0.0, "segmentation: weight of the soft Dice loss added to the cross-entropy (0 = off)")
+    ignore_index: int = _f(255, "segmentation: mask value of pixels left out of the loss and the metrics")
     drop_rate: float | None = _f(None, "dropout rate passed to models that take one (default: the model's)")
     grad_clip: float | None = _f(None, "clip the gradient norm to this value (default: no clipping)")
     ema_decay: float | None = _f(
@@ -147,6 +152,12 @@ class TrainConfig:
     # -- augmentation (per batch, on the device)
     crop_padding: int = _f(0, "random crop after zero-padding by this many pixels (0 = off)")
     hflip: bool = _f(False, "random horizontal flips")
+    crop_scale: list[float] = _f(
+        [1.0, 1.0],
+        "segmentation: random crops of this share of the image side (MIN MAX, at most 1), resized back; "
+        "image and mask alike",
+        nargs=2,
+    )
     random_erasing: float = _f(0.0, "probability of erasing a random rectangle per image (0 = off)")
     mixup: float = _f(0.0, "mixup Beta(alpha, alpha) parameter (0 = off)")
     cutmix: float = _f(
@@ -262,6 +273,13 @@ class TrainConfig:
             _share_or_count("val_split", self.val_split),
             _share_or_count("train_subset", self.train_subset),
             between("label_smoothing", 0, 1),
+            between("dice_loss", 0, inf),
+            between("ignore_index", 0, 255, hi_open=False),
+            (all(w >= 0 for w in self.class_weights), "class_weights must be 0 or more"),
+            (
+                len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
+                f"crop_scale is MIN MAX with 0 < MIN <= MAX <= 1, got {self.crop_scale}",
+            ),
             between("random_erasing", 0, 1, hi_open=False),
             between("mixup", 0, inf),
             between("cutmix", 0, inf),

@@ -105,6 +105,8 @@ def epoch_line(row: dict, epochs: int) -> str:
         if row["val_accuracy"] is not None
         else ""
     )
+    if row.get("val_miou") is not None:  # segmentation: accuracy is pixel accuracy; mIoU selects the weights
+        val += f" mIoU {100 * row['val_miou']:.2f}%"
     return (
         f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} acc "
         f"{100 * row['train_accuracy']:.2f}%{val}  lr {row['lr']:.3g}  "
@@ -120,8 +122,12 @@ def print_epoch(row: dict, epochs: int, enabled: bool = True) -> None:
 def print_result(results: dict, results_file: Path, enabled: bool = True) -> None:
     """The run's last line: test accuracy, which weights, speed, and where the results are."""
     if enabled:
+        accuracy = f"test accuracy {100 * results['test_accuracy']:.2f}%"
+        if "test_miou" in results:  # segmentation
+            accuracy = (f"test mIoU {100 * results['test_miou']:.2f}%, "
+                        f"pixel accuracy {100 * results['test_accuracy']:.2f}%")
         print(
-            f"test accuracy {100 * results['test_accuracy']:.2f}% ({results['selected']}); "
+            f"{accuracy} ({results['selected']}); "
             f"{results['images_per_second']:,.0f} img/s; results in {results_file}",
             flush=True,
         )

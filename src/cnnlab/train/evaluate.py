@@ -190,12 +190,15 @@ def evaluate_checkpoint(
     progress: bool = False,
 ) -> dict:
     """Loss, accuracy, top-``topk`` accuracy, confusion matrix and per-class accuracy of a checkpoint on its
-    data set's test (or validation) split; ``path`` may be a run directory (see :func:`run_weights`).
+    data set's test (or validation) split (segmentation: pixel accuracy, mIoU, Dice, per-class IoU); ``path``
+    may be a run directory (see :func:`run_weights`).
 
     ``ten_crop`` tests on ten crops per image (four corners, centre, mirror images): image folders crop the
     model's input size out of the evaluation resize, tensor data the image zero-padded by the run's
     ``crop_padding``.
     """
+    from cnnlab.train.tasks import task_for
+
     if split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
     _check_topk(topk)
@@ -217,8 +220,9 @@ def evaluate_checkpoint(
     if channels_last:
         model.to(memory_format=torch.channels_last)
         augment = augment_from_meta(ckpt.data, channels_last, crop_padding=cfg.crop_padding)
-    result = evaluate(model, source, augment, amp_dtype, flip, topk=topk, ten_crop=ten_crop,
-                      progress=split if progress else None, confusion=True)
+    task = task_for(cfg, ckpt.data)
+    result = task.evaluate(model, source, augment, amp_dtype, flip, topk=topk, ten_crop=ten_crop,
+                           progress=split if progress else None, confusion=True)
     matrix = result.get("confusion", [])
     return {
         "checkpoint": str(path),
@@ -249,6 +253,9 @@ def predict_files(
     dev = select_device(device)
     model, ckpt = load_trained_model(run_weights(path), dev)
     meta = ckpt.data
+    if meta.task != "classification":
+        raise ConfigError(f"{path} holds a {meta.task} network ({ckpt.config.model}); label images with "
+                          f"cnnlab.train.predict_segmentation (`cnnlab predict` does so by itself)")
     topk = min(topk, meta.num_classes)
     if topk < 1:
         raise ConfigError("topk must be at least 1")
@@ -314,6 +321,8 @@ def ensemble_checkpoints(
     for path in paths:
         model, ckpt = load_trained_model(run_weights(path), dev)
         meta, cfg = ckpt.data, ckpt.config
+        if meta.task != "classification":
+            raise ConfigError(f"{path} holds a {meta.task} network; ensembles average classifiers' outputs")
         if first_meta is None:
             first_meta = meta
             source = load_eval_source(meta, split, batch_size, dev, cfg, data_dir)

@@ -29,6 +29,7 @@ from cnnlab.data import (
     train_val_split,
 )
 from cnnlab.data.lighting import PCALighting, rgb_pca
+from cnnlab.data.segmentation import SegmentationAugment
 from cnnlab.errors import CheckpointError, ConfigError, DataError, InputSizeError
 from cnnlab.models import ModelInfo
 from cnnlab.train.config import TrainConfig, parse_scale_jitter
@@ -65,7 +66,7 @@ class DataMeta:
     test_images: int
     source: str  # where the files were read from
     class_subset: list[int] = field(default_factory=list)  # --classes: the data set's class indices kept
-
+    task: str = "classification"  # or "segmentation": labels are then (H, W) label maps
 
     @property
     def num_classes(self) -> int:
@@ -78,7 +79,8 @@ class DataMeta:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DataMeta:
         """The description ``to_dict()`` gave; a missing key means a damaged checkpoint."""
-        missing = [f.name for f in fields(cls) if f.name not in values and f.default_factory is MISSING]
+        missing = [f.name for f in fields(cls)
+                   if f.name not in values and f.default is MISSING and f.default_factory is MISSING]
         if missing:
             raise CheckpointError(f"the checkpoint's data description lacks {', '.join(missing)}; it is damaged")
         return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
@@ -162,6 +164,9 @@ def augment_from_meta(meta: DataMeta, channels_last: bool = False, crop_padding:
 
     ``crop_padding`` is the training crops' padding, where ten-crop testing cuts tensor data's crops from.
     """
+    if meta.task == "segmentation":
+        return SegmentationAugment(tuple(meta.mean), tuple(meta.std), meta.num_classes, in_chans=meta.in_chans,
+                                   channels_last=channels_last)
     return BatchAugment(
         mean=tuple(meta.mean),
         std=tuple(meta.std),
@@ -232,6 +237,14 @@ def prepare_data(
     say: Callable[[str], None],
 ) -> DataBundle:
     """Batch sources for train / validation / test and the augmentation, as the config asks."""
+    from cnnlab.train.tasks import check_task_settings
+
+    check_task_settings(cfg, info.task)
+    if info.task == "segmentation":
+        from cnnlab.train.seginputs import prepare_segmentation_data
+
+        return prepare_segmentation_data(cfg, info, device, env, channels_last, say)
+    _refuse_segmentation_data(cfg)
     if canonical_dataset_name(cfg.data) is None:
         return _prepare_folders(cfg, info, device, env, channels_last, say)
     _check_tensor_augmentation(cfg)
@@ -273,6 +286,14 @@ def prepare_data(
         ),
         meta,
     )
+
+
+def _refuse_segmentation_data(cfg: TrainConfig) -> None:
+    from cnnlab.train.seginputs import is_segmentation_data
+
+    if is_segmentation_data(cfg.data):
+        raise ConfigError(f"{cfg.data} is segmentation data (label maps); train a segmentation network on it, "
+                          f"e.g. `cnnlab train unet:width=16,depth=3 --data {cfg.data}`")
 
 
 def _default_workers(env: DistEnv) -> int:
@@ -399,6 +420,10 @@ def load_eval_source(
     if split not in ("test", "val", "train"):
         raise ConfigError(f"split must be 'test', 'val' or 'train', got {split!r}")
     part = 0 if split == "train" else 1  # (train, validation) of the carve-out
+    if meta.task == "segmentation":
+        from cnnlab.train.seginputs import load_segmentation_eval_source
+
+        return load_segmentation_eval_source(meta, split, batch_size, device, cfg, data_dir)
     name, data_dir = meta.dataset, data_dir or cfg.data_dir
     if canonical_dataset_name(name) is None:
         folders = find_folder_splits(name)

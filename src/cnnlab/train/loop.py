@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.analysis.counting import count_macs, count_params
@@ -64,7 +63,6 @@ from cnnlab.train.distributed import (
     init_distributed,
     main_value,
 )
-from cnnlab.train.evaluate import evaluate
 from cnnlab.train.inputs import DataBundle, prepare_data
 from cnnlab.train.optim import ModelEma, build_optimizer
 from cnnlab.train.runlog import RunLog
@@ -83,6 +81,7 @@ from cnnlab.train.runtime import (
 )
 from cnnlab.train.schedules import Plateau, config_lr
 from cnnlab.train.state import TrainState
+from cnnlab.train.tasks import Task, task_for
 
 __all__ = ["TrainState", "TrainingDivergedError", "resume_training", "train"]
 
@@ -105,6 +104,7 @@ class _Run:
     scaler: torch.amp.GradScaler
     plateau: Plateau
     data: DataBundle
+    task: Task  # classification or segmentation: loss, hits, evaluation, the selecting score
     aug_gen: torch.Generator
     mix_rng: random.Random
     amp_dtype: torch.dtype | None
@@ -327,6 +327,7 @@ def _set_up(
         say(amp_note)
     channels_last = channels_last_for(cfg.channels_last, device)
     data = prepare_data(cfg, get_model_info(cfg.model), device, env, channels_last, say)
+    task = task_for(cfg, data.meta)
     model = prepare_model(
         cfg, data.num_classes, data.meta.in_chans, device, channels_last, cfg.sync_bn and env.enabled, say,
         fresh=ckpt is None,
@@ -345,7 +346,7 @@ def _set_up(
         optimizer=optimizer,
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
         plateau=Plateau(cfg.plateau_patience, cfg.plateau_threshold),
-        data=data, aug_gen=aug_gen, mix_rng=random.Random(cfg.seed), amp_dtype=amp_dtype,
+        data=data, task=task, aug_gen=aug_gen, mix_rng=random.Random(cfg.seed), amp_dtype=amp_dtype,
         log=RunLog(cfg.out, env.is_main, cfg.tensorboard), threads=threads, aux_weight=aux_loss_weight(cfg.model),
         frozen_norms=frozen_norm_layers(model) if cfg.freeze_backbone else [],
     )
@@ -389,10 +390,9 @@ def _train_step(run: _Run, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
     x, target = run.data.augment.train(x_u8, y, run.aug_gen, run.mix_rng, run.env.shard)
     with autocast(run.device, run.amp_dtype):
         logits, aux = split_outputs(run.train_model(x))
-        loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
+        loss = run.task.loss(logits, target)
         for aux_logits in aux:
-            aux_loss = F.cross_entropy(aux_logits.float(), target, label_smoothing=cfg.label_smoothing)
-            loss = loss + run.aux_weight * aux_loss
+            loss = loss + run.aux_weight * run.task.loss(aux_logits, target)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if cfg.grad_clip:
@@ -402,7 +402,7 @@ def _train_step(run: _Run, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
     run.scaler.update()
     if run.ema is not None:
         run.ema.update(run.model)
-    return loss.detach(), (logits.detach().argmax(1) == y).sum()
+    return loss.detach(), run.task.hits(logits.detach(), y, target)
 
 
 def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
@@ -420,8 +420,8 @@ def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
                 group["lr"] = lr * group.get("lr_mult", 1.0)  # the backbone's share when fine-tuning
             loss, correct = _train_step(run, x_u8, y)
             state.partial.lr = lr
-            window += torch.stack([loss.float() * y.numel(), correct.float()])
-            images += y.numel()
+            window += torch.stack([loss.float() * len(y), correct.float()])
+            images += len(y)
             state.step_in_epoch += 1
             state.global_step += 1
             # Sync with the device (and the other processes) only every log_every steps: it stalls the queue.
@@ -483,15 +483,15 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
     """Validate, log the epoch, adjust the schedule, checkpoint."""
     cfg, val = run.cfg, None
     if run.data.val is not None:
-        val = evaluate(run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env,
-                       cfg.topk, progress=None if cfg.quiet else "validation")
+        val = run.task.evaluate(run.eval_model, run.data.val, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env,
+                                topk=cfg.topk, progress=None if cfg.quiet else "validation")
     # Every rank takes rank 0's clock, so that time-budget plans agree.
-    row = state.finish_epoch(val, main_value(run.local_wall(), run.env, run.device))
-    if cfg.schedule == "plateau" and val and run.plateau.observe(val["accuracy"]):
-        run.say(f"validation accuracy plateaued: learning rate x{cfg.gamma} from now on")
-    improved = val is not None and (state.best_val is None or val["accuracy"] > state.best_val)
+    row = state.finish_epoch(val, main_value(run.local_wall(), run.env, run.device), run.task.epoch_columns(val))
+    if cfg.schedule == "plateau" and val and run.plateau.observe(run.task.score(val)):
+        run.say(f"validation {run.task.score_label} plateaued: learning rate x{cfg.gamma} from now on")
+    improved = val is not None and (state.best_val is None or run.task.score(val) > state.best_val)
     if improved:
-        state.best_val, state.best_epoch = val["accuracy"], state.epoch
+        state.best_val, state.best_epoch = run.task.score(val), state.epoch
         run.best_weights = {k: v.detach().clone() for k, v in run.eval_model.state_dict().items()}
     run.budget.at_epoch_end(state)
     _save_last(run, state)
@@ -532,21 +532,20 @@ def _finish(run: _Run, state: TrainState) -> dict:
     selected = "last"
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
-        selected = f"best validation accuracy (epoch {state.best_epoch})"
-    test = evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk,
-                    cfg.ten_crop, progress=None if cfg.quiet else "test")
+        selected = f"best validation {run.task.score_label} (epoch {state.best_epoch})"
+    test = run.task.evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env,
+                             topk=cfg.topk, ten_crop=cfg.ten_crop, progress=None if cfg.quiet else "test")
     input_shape = (meta.in_chans, meta.input_size, meta.input_size)
     results = {
         "model": cfg.model,
         "data": meta.dataset,
         "run_dir": str(run.run_dir),
         "test_accuracy": test["accuracy"],
-        f"top{cfg.topk}_accuracy": test[f"top{cfg.topk}_accuracy"],  # test split, as torchvision's acc@5
         "test_loss": test["loss"],
         "test_images": test["count"],
         "test_views": 10 if cfg.ten_crop else 2 if cfg.tta_flip else 1,  # predictions averaged per test image
         "selected": selected,
-        "best_val_accuracy": state.best_val,
+        f"best_val_{run.task.score_key}": state.best_val,
         "epochs_completed": state.epoch,
         "steps": state.global_step,
         "stopped_early": state.stop_reason
@@ -560,6 +559,7 @@ def _finish(run: _Run, state: TrainState) -> dict:
         "train_seconds": state.train_seconds,
         "images_per_second": state.train_images / max(state.train_seconds, 1e-9),
         "hardware": hardware_info(run.device, run.threads, run.env.world_size),
+        **run.task.result_fields(test),
     }
     run.log.write_json("results.json", results)
     print_result(results, run.run_dir / "results.json", run.env.is_main)

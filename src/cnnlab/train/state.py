@@ -47,7 +47,7 @@ class TrainState:
     train_seconds: float = 0.0  # time spent in training steps (not evaluation): images/s
     train_images: int = 0  # images trained on, all processes together
     partial: EpochTotals = field(default_factory=EpochTotals)  # the current epoch's totals so far
-    best_val: float | None = None  # best validation accuracy so far
+    best_val: float | None = None  # best validation score so far: accuracy (classification), mIoU (segmentation)
     best_epoch: int | None = None
     history: list[dict] = field(default_factory=list)  # one metrics row per epoch
     curve: list[dict] = field(default_factory=list)  # training loss/accuracy every log_every steps
@@ -75,8 +75,9 @@ class TrainState:
         self.train_seconds += seconds
         self.train_images += seen
 
-    def finish_epoch(self, val: dict | None, wall_seconds: float) -> dict:
-        """Count the current epoch done: its metrics row, appended to the history; the totals start over."""
+    def finish_epoch(self, val: dict | None, wall_seconds: float, extra: dict | None = None) -> dict:
+        """Count the current epoch done: its metrics row (with the task's ``extra`` columns), appended to the
+        history; the totals start over."""
         self.epoch += 1
         self.wall_seconds = wall_seconds
         totals = self.partial
@@ -92,6 +93,7 @@ class TrainState:
             "images_per_second": totals.images_per_second,
             "epoch_seconds": totals.seconds,
             "wall_seconds": wall_seconds,
+            **(extra or {}),
         }
         self.history.append(row)
         self.step_in_epoch, self.partial = 0, EpochTotals()
