@@ -11,6 +11,7 @@ import pytest
 from _tiny import TINY, make_idx_dataset, tiny_models  # noqa: F401  (tiny_models is a fixture)
 from cnnlab.train import TrainConfig, TrainState, train
 from cnnlab.train import loop as loop_module
+from cnnlab.train import run as run_module
 from cnnlab.train.budget import BudgetPlanner
 from cnnlab.train.schedules import steps_within_budget
 
@@ -72,7 +73,8 @@ def _budgeted_run(tmp_path, monkeypatch, tick, budget: float) -> tuple[dict, lis
         clock["now"] += tick(clock["reads"])
         return clock["now"]
 
-    monkeypatch.setattr(loop_module, "time", SimpleNamespace(perf_counter=perf_counter))
+    for module in (loop_module, run_module):  # the loop's clock and the run's wall-time reading
+        monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=perf_counter))
     data = make_idx_dataset(tmp_path / "fashion", n_train=640, n_test=64)
     cfg = TrainConfig(
         model=TINY,

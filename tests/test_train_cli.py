@@ -136,3 +136,27 @@ def test_a_run_on_two_classes_and_a_subset_is_evaluated_on_the_same_classes(tmp_
     capsys.readouterr()
     assert main(["eval", str(out / "last.pt"), "--split", "val", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == meta["val_images"] > 0
+
+
+def test_no_test_leaves_the_test_split_unread(tmp_path, capsys, monkeypatch):
+    """--no-test: a tuning run that must not see the test set; results.json says it was not tested."""
+    import importlib
+
+    tasks = importlib.import_module("cnnlab.train.tasks")  # where the trainer's evaluation is called from
+
+    data = make_idx_dataset(tmp_path / "data", n_train=160, n_test=40)
+    seen = []
+    real = tasks.evaluate
+
+    def counting(model, source, *args, **kwargs):
+        seen.append(source.num_samples)
+        return real(model, source, *args, **kwargs)
+
+    monkeypatch.setattr(tasks, "evaluate", counting)
+    argv = ["train", TINY, "--data-dir", str(data), "--epochs", "1", "--batch-size", "16", "--val-split", "32",
+            "--threads", "1", "--quiet", "--device", "cpu", "--out", str(tmp_path / "run"), "--no-test"]
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["test_accuracy"] is None and results["test_images"] == 0
+    assert results["best_val_accuracy"] is not None and seen == [32]  # validation only, never the 40 test images
+    assert "not tested" in capsys.readouterr().out

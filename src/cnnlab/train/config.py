@@ -220,6 +220,11 @@ class TrainConfig:
         "building, evaluations and the final test included): the schedule is fitted to it once a "
         "tenth of the first epoch is timed (it may then end mid-epoch) and revised at epoch ends",
     )
+    test: bool = _f(
+        True,
+        "evaluate the final model on the test split (--no-test leaves the test set unread: for runs that choose "
+        "settings on the validation split)",
+    )
     quiet: bool = _f(False, "no progress bar: one log line per epoch")
     tensorboard: bool = _f(True, "also log to TensorBoard when the tensorboard package is installed")
     init: str | None = _f(

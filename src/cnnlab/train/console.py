@@ -122,10 +122,13 @@ def print_epoch(row: dict, epochs: int, enabled: bool = True) -> None:
 def print_result(results: dict, results_file: Path, enabled: bool = True) -> None:
     """The run's last line: test accuracy, which weights, speed, and where the results are."""
     if enabled:
-        accuracy = f"test accuracy {100 * results['test_accuracy']:.2f}%"
-        if "test_miou" in results:  # segmentation
+        if results["test_accuracy"] is None:
+            accuracy = "not tested (--no-test)"
+        elif "test_miou" in results:  # segmentation
             accuracy = (f"test mIoU {100 * results['test_miou']:.2f}%, "
                         f"pixel accuracy {100 * results['test_accuracy']:.2f}%")
+        else:
+            accuracy = f"test accuracy {100 * results['test_accuracy']:.2f}%"
         print(
             f"{accuracy} ({results['selected']}); "
             f"{results['images_per_second']:,.0f} img/s; results in {results_file}",

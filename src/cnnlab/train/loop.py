@@ -11,12 +11,10 @@ hold (``checkpoint.py``) live beside this file; the order of a step's work reads
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import signal
 import time
-from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -24,15 +22,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from cnnlab.analysis.counting import count_macs, count_params
-from cnnlab.errors import CheckpointError, CnnlabError, OutputPathError
+from cnnlab.errors import CheckpointError, CnnlabError
 from cnnlab.files import (
-    LOCK_NAME,
     DirectoryBusyError,
-    DirectoryLock,
     DiskFullError,
     directory_holder,
-    make_unique_directory,
     save_torch_atomic,
 )
 from cnnlab.models import get_model_info
@@ -50,7 +44,6 @@ from cnnlab.train.checkpoint import (
     TrainingCheckpoint,
     capture_rng,
     load_run_checkpoint,
-    restore_rng,
 )
 from cnnlab.train.config import TrainConfig, resume_config
 from cnnlab.train.console import ProgressBar, notice, print_epoch, print_result
@@ -63,15 +56,15 @@ from cnnlab.train.distributed import (
     init_distributed,
     main_value,
 )
-from cnnlab.train.inputs import DataBundle, prepare_data
+from cnnlab.train.inputs import prepare_data
 from cnnlab.train.optim import ModelEma, build_optimizer
+from cnnlab.train.run import Run
+from cnnlab.train.rundir import busy_message, claim_run_dir, finished_results, release_run_dir, run_dir_to_resume
 from cnnlab.train.runlog import RunLog
 from cnnlab.train.runtime import (
     StopRequest,
     autocast,
     channels_last_for,
-    hardware_info,
-    precision_name,
     resolve_amp,
     seed_everything,
     select_device,
@@ -81,64 +74,13 @@ from cnnlab.train.runtime import (
 )
 from cnnlab.train.schedules import Plateau, config_lr
 from cnnlab.train.state import TrainState
-from cnnlab.train.tasks import Task, task_for
+from cnnlab.train.tasks import task_for
 
 __all__ = ["TrainState", "TrainingDivergedError", "resume_training", "train"]
 
 
 class TrainingDivergedError(CnnlabError, RuntimeError):
     """The loss (or the weights) became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class _Run:
-    """Everything the loop works with (one place, so the loop's functions stay short)."""
-
-    cfg: TrainConfig
-    env: DistEnv
-    device: torch.device
-    model: nn.Module  # the plain model: its state_dict is what checkpoints hold
-    train_model: nn.Module  # the same, wrapped by DDP and/or torch.compile
-    ema: ModelEma | None
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    plateau: Plateau
-    data: DataBundle
-    task: Task  # classification or segmentation: loss, hits, evaluation, the selecting score
-    aug_gen: torch.Generator
-    mix_rng: random.Random
-    amp_dtype: torch.dtype | None
-    log: RunLog
-    threads: int
-    aux_weight: float
-    budget: BudgetPlanner | None = None
-    session_start: float = 0.0
-    wall_at_start: float = 0.0
-    best_weights: dict | None = None
-    frozen_norms: list[nn.Module] = field(default_factory=list)  # --freeze-backbone: kept in eval mode
-    saved: tuple[Path, int] | None = None  # the last checkpoint written (path, global step), if any
-    last_save_wall: float = 0.0  # run wall seconds (rank 0's clock) at the last checkpoint or the start
-
-    def last_good(self) -> str:
-        """Where the run can continue from, for a message about a failure."""
-        if self.saved is None:
-            return "no checkpoint was written before it"
-        return f"the last good checkpoint is {self.saved[0]} (step {self.saved[1]})"
-
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
-
-    @property
-    def run_dir(self) -> Path:
-        return self.log.dir
-
-    def local_wall(self) -> float:
-        """This process's wall seconds of the run, earlier sessions of a resumed run included."""
-        return self.wall_at_start + time.perf_counter() - self.session_start
-
-    def say(self, message: str) -> None:
-        notice(message, self.env.is_main)
 
 
 def train(config: TrainConfig, started: float | None = None) -> dict:
@@ -152,112 +94,18 @@ def train(config: TrainConfig, started: float | None = None) -> dict:
 
 def resume_training(run_dir: str | Path, overrides: dict | None = None, started: float | None = None) -> dict:
     """Continue the run in ``run_dir`` (or of its ``last.pt``) from its last checkpoint, exactly where it stopped."""
-    run_dir = _run_dir_to_resume(Path(run_dir))
+    run_dir = run_dir_to_resume(Path(run_dir))
     holder = directory_holder(run_dir)
     if holder is not None:
-        raise DirectoryBusyError(_busy_message(run_dir, holder, resuming=True), holder)
+        raise DirectoryBusyError(busy_message(run_dir, holder, resuming=True), holder)
     ckpt = load_run_checkpoint(run_dir / "last.pt")
     if not isinstance(ckpt, TrainingCheckpoint):
         raise CheckpointError(f"{run_dir / 'last.pt'} holds weights only, not a training state to resume")
     cfg = resume_config(ckpt.config, overrides or {}, run_dir)
-    finished = _finished_results(run_dir, ckpt, cfg, "epochs" in (overrides or {}))
+    finished = finished_results(run_dir, ckpt, cfg, "epochs" in (overrides or {}))
     if finished is not None:
         return finished
     return _run(cfg, ckpt, epochs_overridden="epochs" in (overrides or {}), started=started)
-
-
-def _finished_results(
-    run_dir: Path, ckpt: TrainingCheckpoint, cfg: TrainConfig, epochs_overridden: bool
-) -> dict | None:
-    """The results of a finished run that resuming with ``cfg`` would not train further; else None.
-
-    A run is finished when its results.json describes the checkpoint's step. It trains further when there
-    are epochs left to run (more --epochs than it ran) and time left in its --time-budget, if it has one;
-    otherwise resuming would only test it again, so its results are returned as they are, with a note on
-    how to train it longer.
-    """
-    path = run_dir / "results.json"
-    if not path.is_file():
-        return None
-    results = json.loads(path.read_text())
-    state = ckpt.state
-    if results.get("steps") != state.global_step:
-        return None  # the results of an earlier finish: the run was extended since
-    epochs = cfg.epochs if epochs_overridden else state.epochs
-    time_left = cfg.time_budget is None or state.wall_seconds < 0.95 * cfg.time_budget
-    if state.epoch < epochs and time_left:
-        return None
-    hint = f"--epochs {2 * state.epoch}"
-    if cfg.time_budget is not None:
-        hint += f" --time-budget {2 * cfg.time_budget:g}"
-    notice(
-        f"{run_dir} is complete ({state.epoch} epochs, {state.global_step} steps; test accuracy "
-        f"{100 * results['test_accuracy']:.2f}% in {path}); to train it longer: "
-        f"`cnnlab train --resume {run_dir} {hint}`"
-    )
-    return results
-
-
-
-
-def _run_dir_to_resume(path: Path) -> Path:
-    """The run directory a --resume argument names: the directory itself, or the one holding its last.pt."""
-    if not path.is_file():
-        return path
-    if path.name == "last.pt":
-        return path.parent
-    raise CheckpointError(
-        f"--resume takes a run directory or its last.pt, not {path}; to start a new run from the weights in "
-        f"{path}, use --init {path}"
-    )
-
-
-def _busy_message(run_dir: str | Path, pid: int | None, resuming: bool) -> str:
-    holder = f"process {pid}" if pid else "another process"
-    if resuming:
-        return (f"the run in {run_dir} is still training ({holder}); resume it once that process has stopped "
-                f"(Ctrl-C checkpoints it)")
-    return f"{run_dir} is being written by another run ({holder}); choose another --out or wait for it to finish"
-
-
-def _default_run_dir(cfg: TrainConfig) -> Path:
-    data = Path(cfg.data).name or "data"
-    return Path("runs") / f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _claim_run_dir(cfg: TrainConfig, resuming: bool, is_main: bool) -> tuple[TrainConfig, DirectoryLock | None]:
-    """Create and lock the run directory before any data loads, so a bad --out costs nothing.
-
-    Only the main process writes, so only it takes the lock; a default name that exists already gets a
-    suffix (two runs started in the same second get two directories).
-    """
-    if cfg.out is None:
-        default = _default_run_dir(cfg)
-        cfg = replace(cfg, out=str(make_unique_directory(default) if is_main else default))
-    out = Path(cfg.out)
-    lock = DirectoryLock(out) if is_main else None
-    try:
-        if lock is not None:
-            lock.acquire()
-    except DirectoryBusyError as err:
-        raise DirectoryBusyError(_busy_message(out, err.pid, resuming), err.pid) from None
-    if not resuming and (out / "last.pt").exists():
-        if lock is not None:
-            lock.release()
-        raise OutputPathError(
-            f"{out} already holds a run; continue it with `cnnlab train --resume {out}` or choose another --out"
-        )
-    return cfg, lock
-
-
-def _release_run_dir(lock: DirectoryLock | None, created: bool) -> None:
-    """Give the run directory up; one this run created and wrote nothing into goes again."""
-    if lock is None:
-        return
-    lock.release()
-    if created and [p.name for p in lock.path.iterdir()] == [LOCK_NAME]:
-        (lock.path / LOCK_NAME).unlink(missing_ok=True)
-        lock.path.rmdir()
 
 
 def _start_clock(started: float | None) -> float:
@@ -271,11 +119,11 @@ def _run(cfg: TrainConfig, ckpt: TrainingCheckpoint | None, epochs_overridden: b
     cfg.validate()
     env = env_from_torchrun()
     created = cfg.out is None or not Path(cfg.out).exists()
-    cfg, lock = _claim_run_dir(cfg, ckpt is not None, env.is_main)
+    cfg, lock = claim_run_dir(cfg, ckpt is not None, env.is_main)
     try:
         return _train_in(cfg, ckpt, epochs_overridden, session_start, env)
     finally:
-        _release_run_dir(lock, created)
+        release_run_dir(lock, created)
 
 
 def _train_in(
@@ -316,7 +164,7 @@ def _set_up(
     device: torch.device,
     epochs_overridden: bool,
     session_start: float,
-) -> tuple[_Run, TrainState]:
+) -> tuple[Run, TrainState]:
     """Threads, seeds, data, model, optimizer, and the saved state when resuming."""
     say = partial(notice, enabled=env.is_main)
     threads = set_threads(cfg.threads, env.local_world_size)
@@ -339,7 +187,7 @@ def _set_up(
     )
     aug_gen = torch.Generator(device=device)
     aug_gen.manual_seed(cfg.seed)
-    run = _Run(
+    run = Run(
         cfg=cfg, env=env, device=device, model=model,
         train_model=wrap_for_training(model, device, env.enabled, cfg.compile),
         ema=ModelEma(model, cfg.ema_decay) if cfg.ema_decay else None,
@@ -352,7 +200,7 @@ def _set_up(
     )
     state = TrainState(epochs=cfg.epochs)
     if ckpt is not None:
-        state = _restore(run, ckpt)
+        state = run.restore(ckpt)
         run.saved = (run.run_dir / "last.pt", state.global_step)
         if epochs_overridden:
             state.epochs = cfg.epochs
@@ -366,25 +214,7 @@ def _set_up(
     return run, state
 
 
-def _restore(run: _Run, ckpt: TrainingCheckpoint) -> TrainState:
-    run.model.load_state_dict(ckpt.model)
-    run.optimizer.load_state_dict(ckpt.optimizer)
-    run.scaler.load_state_dict(ckpt.scaler)
-    run.plateau.load_state_dict(ckpt.plateau)
-    if run.ema is not None:
-        if ckpt.ema is None:
-            raise CheckpointError("the checkpoint has no EMA weights to resume")
-        run.ema.load_state_dict(ckpt.ema)
-    ranks = ckpt.rng
-    restore_rng(ranks[run.env.rank] if len(ranks) == run.env.world_size else ranks[0], run.aug_gen, run.mix_rng)
-    best = Path(run.cfg.out) / "best.pt"
-    if ckpt.state.best_epoch is not None and best.is_file():
-        run.best_weights = load_run_checkpoint(best, run.device).model
-    # A resumed run continues whatever stopped it (Ctrl-C, a spent time budget).
-    return replace(ckpt.state, stop_reason=None)
-
-
-def _train_step(run: _Run, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _train_step(run: Run, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on a uint8 batch; returns (loss, correct predictions) as device tensors."""
     cfg = run.cfg
     x, target = run.data.augment.train(x_u8, y, run.aug_gen, run.mix_rng, run.env.shard)
@@ -405,7 +235,7 @@ def _train_step(run: _Run, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
     return loss.detach(), run.task.hits(logits.detach(), y, target)
 
 
-def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
+def _train_epoch(run: Run, state: TrainState, stop: StopRequest) -> bool:
     """Train the rest of the current epoch; False when stopped before its end (time budget or Ctrl-C)."""
     cfg, steps = run.cfg, len(run.data.train)
     train_mode(run.model, run.frozen_norms)
@@ -456,7 +286,7 @@ def _train_epoch(run: _Run, state: TrainState, stop: StopRequest) -> bool:
 
 
 def _sync(
-    run: _Run, state: TrainState, window: torch.Tensor, images: int, seconds: float, stop: bool, lr: float
+    run: Run, state: TrainState, window: torch.Tensor, images: int, seconds: float, stop: bool, lr: float
 ) -> tuple[bool, bool]:
     """Fold the step window into the epoch totals (over all ranks) and agree on stopping.
 
@@ -479,7 +309,7 @@ def _sync(
     return stop_votes > 0, time_votes > 0
 
 
-def _end_epoch(run: _Run, state: TrainState) -> None:
+def _end_epoch(run: Run, state: TrainState) -> None:
     """Validate, log the epoch, adjust the schedule, checkpoint."""
     cfg, val = run.cfg, None
     if run.data.val is not None:
@@ -503,7 +333,7 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
     print_epoch(row, state.epochs, run.env.is_main)
 
 
-def _save_last(run: _Run, state: TrainState) -> None:
+def _save_last(run: Run, state: TrainState) -> None:
     """Write last.pt (every rank's generator states, rank 0 writes); refuse to save non-finite weights."""
     if not all(bool(torch.isfinite(p).all()) for p in run.model.parameters()):
         raise TrainingDivergedError(
@@ -526,41 +356,18 @@ def _save_last(run: _Run, state: TrainState) -> None:
         raise DiskFullError(f"{err.where}; stopped at step {state.global_step}: {run.last_good()}", err.where) from err
 
 
-def _finish(run: _Run, state: TrainState) -> dict:
-    """Test the selected weights once and write results.json."""
-    cfg, model, meta = run.cfg, run.eval_model, run.data.meta
+def _finish(run: Run, state: TrainState) -> dict:
+    """Test the selected weights once (unless --no-test) and write results.json."""
+    cfg, model = run.cfg, run.eval_model
     selected = "last"
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
         selected = f"best validation {run.task.score_label} (epoch {state.best_epoch})"
-    test = run.task.evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env,
-                             topk=cfg.topk, ten_crop=cfg.ten_crop, progress=None if cfg.quiet else "test")
-    input_shape = (meta.in_chans, meta.input_size, meta.input_size)
-    results = {
-        "model": cfg.model,
-        "data": meta.dataset,
-        "run_dir": str(run.run_dir),
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "test_images": test["count"],
-        "test_views": 10 if cfg.ten_crop else 2 if cfg.tta_flip else 1,  # predictions averaged per test image
-        "selected": selected,
-        f"best_val_{run.task.score_key}": state.best_val,
-        "epochs_completed": state.epoch,
-        "steps": state.global_step,
-        "stopped_early": state.stop_reason
-        or ("time budget" if state.total_steps is not None or state.epochs < cfg.epochs else None),
-        "params": count_params(model),
-        "macs": count_macs(model, input_shape),
-        "input_size": list(input_shape),
-        "num_classes": meta.num_classes,
-        "wall_seconds": run.local_wall(),
-        "precision": precision_name(run.amp_dtype),
-        "train_seconds": state.train_seconds,
-        "images_per_second": state.train_images / max(state.train_seconds, 1e-9),
-        "hardware": hardware_info(run.device, run.threads, run.env.world_size),
-        **run.task.result_fields(test),
-    }
+    test = None
+    if cfg.test:
+        test = run.task.evaluate(model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env,
+                                 topk=cfg.topk, ten_crop=cfg.ten_crop, progress=None if cfg.quiet else "test")
+    results = run.results(state, selected, test)
     run.log.write_json("results.json", results)
     print_result(results, run.run_dir / "results.json", run.env.is_main)
     return results
