@@ -35,8 +35,8 @@ CANDIDATES: dict[str, dict] = {
 
 
 def run_candidate(name: str, change: dict, budget: float, seed: int, threads: int, data_dir: str | None,
-                  workdir: Path) -> dict:
-    """One fast-recipe run fitted to ``budget`` seconds, validated on the held-out 5,000 training images."""
+                  workdir: Path, val_split: int = 5000) -> dict:
+    """One fast-recipe run fitted to ``budget`` seconds, validated on the held-out training images."""
     settings = {
         "recipe": "fast",
         "model": "resnet18_cifar",
@@ -44,7 +44,7 @@ def run_candidate(name: str, change: dict, budget: float, seed: int, threads: in
         "amp": "off",
         "epochs": 1000,  # an upper bound: the time budget decides
         "time_budget": budget,
-        "val_split": 5000,
+        "val_split": val_split,
         "seed": seed,
         "threads": threads,
         "quiet": True,
@@ -75,15 +75,18 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--data-dir")
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
+    parser.add_argument("--val-split", type=int, default=5000, help="held-out training images (default: 5000)")
     parser.add_argument("--json", type=Path, default=Path("runs/tune_fast_recipe.json"))
     args = parser.parse_args()
     chosen = {k: v for k, v in CANDIDATES.items() if not args.only or k in args.only}
-    print(f"{len(chosen)} candidates x {args.budget:g} s, validated on 5,000 held-out training images", flush=True)
+    print(f"{len(chosen)} candidates x {args.budget:g} s, validated on {args.val_split:,} held-out training images",
+          flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="cnnlab-tune-"))
     rows = []
     try:
         for name, change in chosen.items():
-            row = run_candidate(name, change, args.budget, args.seed, args.threads, args.data_dir, workdir)
+            row = run_candidate(name, change, args.budget, args.seed, args.threads, args.data_dir, workdir,
+                                args.val_split)
             rows.append(row)
             print(f"  {name:24s} validation {100 * row['final_val_accuracy']:.2f}% after {row['epochs']} epochs "
                   f"({row['precision']}, {row['wall_seconds']:.0f} s)", flush=True)

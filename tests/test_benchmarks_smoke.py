@@ -43,6 +43,18 @@ def test_time_to_accuracy_quick(data, tmp_path):
     (goal,) = result["goals"]
     assert result["model"] == "lenet5_relu" and goal["budget_seconds"] == 6 and len(goal["runs"]) == 1
     assert 0 <= goal["median_accuracy"] <= 1 and ("reached" in out or "missed" in out)
+    run = goal["runs"][0]
+    assert 0 <= run["test_accuracy_without_tta"] <= 1 and run["precision"] == "fp32" and run["tta_flip"]
+
+
+def test_tuning_reads_no_test_set_and_picks_the_best_validation(data, tmp_path):
+    report = tmp_path / "tune.json"
+    _run("tune_fast_recipe.py", "--budget", "4", "--only", "base", "lr 0.2", "--val-split", "64", "--threads", "1",
+         "--data-dir", str(data), "--json", str(report), cwd=tmp_path)
+    result = json.loads(report.read_text())
+    rows = {r["candidate"]: r for r in result["candidates"]}
+    assert set(rows) == {"base", "lr 0.2"}
+    assert result["chosen"] == max(rows, key=lambda k: rows[k]["final_val_accuracy"])
 
 
 def test_train_throughput_quick(data, tmp_path):
