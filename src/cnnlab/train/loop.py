@@ -22,7 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.analysis.counting import count_macs, count_params
+from cnnlab.analysis.counting import count_forward, count_params
 from cnnlab.errors import CheckpointError, CnnlabError, OutputPathError
 from cnnlab.files import save_torch_atomic
 from cnnlab.models import get_model_info
@@ -369,6 +369,7 @@ def _finish(run: _Run, state: TrainState) -> dict:
         model, run.data.test, run.data.augment, run.amp_dtype, cfg.tta_flip, run.env, cfg.topk, cfg.ten_crop
     )
     input_shape = (meta.in_chans, meta.input_size, meta.input_size)
+    counted = count_forward(model, input_shape)  # the network as used at inference: no auxiliary heads
     results = {
         "model": cfg.model,
         "data": meta.dataset,
@@ -384,8 +385,9 @@ def _finish(run: _Run, state: TrainState) -> dict:
         "steps": state.global_step,
         "stopped_early": state.stop_reason
         or ("time budget" if state.total_steps is not None or state.epochs < cfg.epochs else None),
-        "params": count_params(model),
-        "macs": count_macs(model, input_shape),
+        "params": counted.params,
+        "all_params": count_params(model),
+        "macs": counted.macs,
         "input_size": list(input_shape),
         "num_classes": meta.num_classes,
         "wall_seconds": run.local_wall(),
