@@ -14,6 +14,7 @@ from cnnlab.models import (  # noqa: F401  (imported for registration)
     squeezenet,
     unet,
     vgg,
+    zfnet,
 )
 from cnnlab.models._base import FeatureInfo, InputTooSmallError, ZooModel
 from cnnlab.models._registry import (
