@@ -7,6 +7,7 @@ from cnnlab.models import (  # noqa: F401  (imported for registration)
     inception,
     lenet,
     nin,
+    pattern,
     probes,
     regnet,
     resnet,

@@ -122,7 +122,7 @@ _register = partial(register_model, family="probes", input_size=(1, 28, 28), num
 
 @_register(min_size=16, paper="Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image "
                              "Recognition (a small VGG-style stack)")
-def probe_vgg(num_classes: int = 10, in_chans: int = 1, widths: Sequence[int] = (16, 32, 64),
+def probe_vgg(num_classes: int = 10, in_chans: int = 1, *, widths: Sequence[int] = (16, 32, 64),
               convs_per_stage: int = 2, kernel_size: int = 3, drop_rate: float = 0.0,
               norm_layer: LayerFactory | None = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU) -> ProbeVGG:
     """VGG-style probe: stages of ``convs_per_stage`` conv(``kernel_size``)-norm-ReLU and a 2x2 max pool."""
@@ -130,7 +130,7 @@ def probe_vgg(num_classes: int = 10, in_chans: int = 1, widths: Sequence[int] = 
 
 
 @_register(min_size=4, paper="Szegedy et al. 2015, Going Deeper with Convolutions (Inception modules, Fig. 2)")
-def probe_inception(num_classes: int = 10, in_chans: int = 1, reductions: bool = True, width_mult: float = 1.0,
+def probe_inception(num_classes: int = 10, in_chans: int = 1, *, reductions: bool = True, width_mult: float = 1.0,
                     stem_chs: int = 32, drop_rate: float = 0.0, norm_layer: LayerFactory | None = nn.BatchNorm2d,
                     act_layer: LayerFactory = nn.ReLU) -> ProbeInception:
     """Inception probe: three modules with 1x1 reductions (Fig. 2b) or without them (Fig. 2a)."""
