@@ -3,6 +3,7 @@
 from cnnlab.models import (  # noqa: F401  (imported for registration)
     alexnet,
     densenet,
+    fractalnet,
     googlenet,
     inception,
     lenet,
