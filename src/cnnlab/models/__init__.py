@@ -2,6 +2,7 @@
 
 from cnnlab.models import (  # noqa: F401  (imported for registration)
     alexnet,
+    bn_inception,
     densenet,
     fractalnet,
     googlenet,
