@@ -9,7 +9,7 @@ from torch import nn
 import cnnlab
 from cnnlab.analysis.counting import conv_params, count_params
 from cnnlab.models import InputTooSmallError
-from cnnlab.models.alexnet import paper_lrn
+from cnnlab.models.alexnet import TowerLRN, paper_lrn
 from cnnlab.models.layers import MlpHead
 
 
@@ -110,3 +110,72 @@ def test_mlp_head_dropout_position(drop_first):
     # AlexNet drops the first hidden layer's input; VGG feeds it the pooled features untouched
     has_zeros = bool((seen["fc1_in"] == 0).any())
     assert has_zeros is drop_first
+
+
+# --------------------------------------------------------------------------------------------------
+# alexnet_paper: the 2012 paper's two-tower network
+# --------------------------------------------------------------------------------------------------
+
+
+def test_paper_alexnet_count_layer_by_layer():
+    """Figure 2 / Section 3.5: kernels 11x11x3, 5x5x48, 3x3x256, 3x3x192, 3x3x192; FC 9216-4096-4096-1000."""
+    model = cnnlab.create_model("alexnet_paper")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.in_channels // c.groups, c.kernel_size[0]) for c in convs] == [
+        (96, 3, 11), (256, 48, 5), (384, 256, 3), (384, 192, 3), (256, 192, 3)]
+    convs_by_hand = (conv_params(3, 96, 11) + conv_params(96, 256, 5, groups=2) + conv_params(256, 384, 3)
+                     + conv_params(384, 384, 3, groups=2) + conv_params(384, 256, 3, groups=2))
+    fcs = (256 * 6 * 6 + 1) * 4096 + (4096 + 1) * 4096 + (4096 + 1) * 1000
+    assert convs_by_hand == 2_334_080 and fcs == 58_631_144
+    assert count_params(model) == convs_by_hand + fcs == 60_965_224
+
+
+def test_paper_alexnet_maps_match_figure_2():
+    model = cnnlab.create_model("alexnet_paper").eval()
+    sizes = {}
+    for name in ("stem.conv1", "stem.pool", "stages.0.pool", "stages.1.conv5", "stages.1.pool"):
+        module = dict(model.named_modules())[name]
+        module.register_forward_hook(lambda m, i, o, key=name: sizes.__setitem__(key, tuple(o.shape[1:])))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 227, 227))
+    assert sizes == {"stem.conv1": (96, 55, 55), "stem.pool": (96, 27, 27), "stages.0.pool": (256, 13, 13),
+                     "stages.1.conv5": (256, 13, 13), "stages.1.pool": (256, 6, 6)}
+
+
+def test_paper_alexnet_towers_do_not_talk_in_conv2_conv4_conv5():
+    """Changing the second tower's maps leaves the first tower's outputs of conv2 (and their LRN) alone."""
+    torch.manual_seed(0)
+    model = cnnlab.create_model("alexnet_paper", width_mult=0.125).eval()  # 12, 32, 48, 48, 32 maps
+    stage = model.stages[0]  # conv2 (grouped) -> per-tower LRN -> pool
+    x = torch.rand(1, 12, 13, 13) * 50
+    other = x.clone()
+    other[:, 6:] = torch.rand(1, 6, 13, 13) * 50  # the second tower's input maps
+    with torch.no_grad():
+        a, b = stage(x), stage(other)
+    assert torch.equal(a[:, :16], b[:, :16])  # the first tower: its conv and its normalization untouched
+    assert not torch.allclose(a[:, 16:], b[:, 16:])
+    conv3, conv4 = model.stages[1].conv3.conv, model.stages[1].conv4.conv
+    assert (conv3.groups, conv4.groups) == (1, 2)  # conv3 reads both towers, conv4 its own
+
+
+def test_tower_lrn_normalizes_each_half_on_its_own():
+    a = torch.rand(2, 8, 3, 3) * 60
+    got = TowerLRN(2)(a)
+    assert torch.allclose(got, torch.cat([_paper_lrn_reference(a[:, :4]), _paper_lrn_reference(a[:, 4:])], 1),
+                          rtol=1e-5)
+    assert not torch.allclose(got[:, 3], paper_lrn()(a)[:, 3])  # one LRN over all 8 maps crosses the edge
+    assert torch.allclose(TowerLRN(1)(a), paper_lrn()(a))
+
+
+def test_paper_alexnet_drops_the_hidden_outputs_and_needs_67_pixels():
+    model = cnnlab.create_model("alexnet_paper")
+    assert model.head.drop_first is False and model.head.drop1.p == 0.5
+    assert model.stem.conv1.conv.padding == (0, 0)
+    with pytest.raises(InputTooSmallError, match="at least 67x67"):
+        model(torch.randn(1, 3, 66, 66))
+
+
+@pytest.mark.parametrize("towers", [0, 5])
+def test_towers_must_divide_the_widths(towers):
+    with pytest.raises(ValueError, match="towers must be a positive divisor"):
+        cnnlab.create_model("alexnet_paper", towers=towers)

@@ -13,13 +13,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import torch
 
 import cnnlab
 from _tiny import tiny_registered
 from _zoo import build_meta
 from cnnlab import cli
 from cnnlab.analysis import zoo
-from cnnlab.analysis.counting import count_macs, count_params
+from cnnlab.analysis.counting import count_forward, count_inference_params, count_macs, count_params
 
 GOLDEN = Path(__file__).parent / "golden"
 COUNTS = zoo.packaged_counts()
@@ -40,8 +41,9 @@ def test_packaged_counts_equal_live_counts(name):
     info = cnnlab.get_model_info(name)
     model = build_meta(name)
     assert list(info.input_size) == COUNTS[name]["input_size"]
-    assert count_params(model) == COUNTS[name]["params"]
-    assert count_macs(model, info.input_size) == COUNTS[name]["macs"]
+    counted = count_forward(model, info.input_size)
+    assert (counted.params, counted.macs) == (COUNTS[name]["params"], COUNTS[name]["macs"])
+    assert count_params(model) == COUNTS[name]["all_params"]
 
 
 def test_models_rows_read_the_table_and_count_the_rest_live(monkeypatch):
@@ -56,6 +58,7 @@ def test_models_rows_read_the_table_and_count_the_rest_live(monkeypatch):
         (row,) = zoo.zoo_rows(tiny)
         model = build_meta(tiny)
     assert (row["params"], row["macs"]) == (count_params(model), count_macs(model, (1, 28, 28)))
+    assert row["all_params"] is None  # every parameter is used at inference
 
 
 def test_a_table_entry_for_another_input_is_not_used(monkeypatch):
@@ -63,6 +66,35 @@ def test_a_table_entry_for_another_input_is_not_used(monkeypatch):
     monkeypatch.setattr(zoo, "packaged_counts", lambda: stale)
     row = {r["name"]: r for r in zoo.zoo_rows("lenet")}["lenet5"]
     assert row["macs"] == COUNTS["lenet5"]["macs"] and row["input"] == "1x32x32"
+
+
+def test_models_count_the_network_at_inference_and_label_the_training_count():
+    rows = {r["name"]: r for r in zoo.zoo_rows("*")}
+    # torchvision's published num_params of GoogLeNet leaves out the auxiliary heads (its weights drop them)
+    assert rows["googlenet"]["params"] == 6_624_904 and rows["googlenet"]["all_params"] == 13_004_888
+    # torchvision's Inception-v3 num_params (27,161,264) keeps its auxiliary head; timm's 23.83M does not
+    assert rows["inception_v3"]["params"] == 23_834_568 and rows["inception_v3"]["all_params"] == 27_161_264
+    assert rows["resnet50"]["all_params"] is None
+    aux = [n for n, r in rows.items() if r["all_params"] is not None]
+    for name in aux:  # the difference is exactly the auxiliary heads the registry network carries
+        model = build_meta(name)
+        heads = sum(p.numel() for head in model.aux_taps.values() for p in getattr(model, head).parameters())
+        assert rows[name]["all_params"] - rows[name]["params"] == heads
+
+
+def test_inference_count_leaves_out_modules_never_called():
+    class WithSpare(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3)
+            self.spare = torch.nn.Linear(10, 10)  # registered, never called
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x)
+
+    net = WithSpare()
+    assert count_params(net) == 40 + 110
+    assert count_inference_params(net, (1, 5, 5)) == 40
 
 
 def test_cli_models_shows_the_smallest_input(capsys):
@@ -92,15 +124,17 @@ def test_published_figures(key):
     info = cnnlab.get_model_info(name)
     model = build_meta(name, **kwargs)
     checked = 0
+    standard = (kwargs.get("in_chans", info.input_size[0]), *info.input_size[1:])
+    size = tuple(entry.get("input_size", standard))
+    params = count_inference_params(model, size)  # published figures describe the network at inference
     if "params" in entry:
-        assert count_params(model) == entry["params"]
+        assert params == entry["params"]
         checked += 1
     if "params_m" in entry:
-        got = count_params(model) / 1e6
+        got = params / 1e6
         assert _matches_scaled(got, entry["params_m"]), f"{name}: {got:.4f}M vs published {entry['params_m']}M"
         checked += 1
     if "macs_g" in entry:
-        size = tuple(entry.get("input_size", info.input_size))
         got = count_macs(model, size) / 1e9
         assert _matches_scaled(got, entry["macs_g"]), f"{name}: {got:.4f} GMACs vs published {entry['macs_g']}"
         checked += 1

@@ -140,3 +140,35 @@ def test_norm_and_activation_are_injectable():
     assert any(isinstance(m, nn.GroupNorm) for m in model.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert any(isinstance(m, nn.SiLU) for m in model.modules())
+
+
+def _naive_params(in_chs, c1, c3, c5, k5=3) -> int:
+    return _conv_bn(in_chs, c1, 1) + _conv_bn(in_chs, c3, 3) + _conv_bn(in_chs, c5, k5)
+
+
+def test_naive_module_is_figure_2a():
+    in_chs, c1, c3r, c3, c5r, c5, pool = TABLE_1["inception3a"]
+    naive = Inception(*TABLE_1["inception3a"], kernel_5x5=5, reductions=False)
+    assert [type(naive[b]).__name__ for b in ("branch1", "branch2", "branch3", "branch4")] == [
+        "ConvNormAct", "ConvNormAct", "ConvNormAct", "MaxPool2d"]
+    assert count_params(naive) == _naive_params(in_chs, c1, c3, c5, 5)
+    out = naive(torch.randn(1, in_chs, 28, 28))
+    # the pool passes all 192 input channels on: "the problem here is the depth of the output"
+    assert out.shape == (1, 64 + 128 + 32 + 192, 28, 28) and naive.out_chs == 416
+
+
+def test_naive_googlenet_grows_module_by_module():
+    naive = build_meta("googlenet", reductions=False, aux_logits=False)
+    blocks = [m for m in naive.stages.modules() if isinstance(m, Inception)]
+    chs = 192
+    for block, (c1, _, c3, _, c5, _) in zip(blocks, [r[1:] for r in TABLE_1.values()]):
+        assert not block.reductions and block.out_chs == c1 + c3 + c5 + chs
+        chs = block.out_chs
+    assert naive.num_features == chs == 192 + sum(r[1] + r[3] + r[5] for r in TABLE_1.values())
+    assert count_params(naive) > 10 * count_params(build_meta("googlenet", aux_logits=False))
+
+
+def test_probe_inception_shares_the_zoo_option():
+    reduced, naive = build_meta("probe_inception"), build_meta("probe_inception", reductions=False)
+    flags = [[m.reductions for m in net.stages.modules() if isinstance(m, Inception)] for net in (reduced, naive)]
+    assert flags == [[True] * 3, [False] * 3]

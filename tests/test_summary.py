@@ -150,7 +150,8 @@ def test_torchvision_published_params_and_macs(name, side, kwargs):
         model = getattr(torchvision.models, name)(**kwargs)
     meta = next(iter(torchvision.models.get_model_weights(name))).meta
     result = summary(model, (3, side, side))
-    assert result.total["params"] == meta["num_params"]
+    # num_params counts the module as torchvision's weights build it: Inception-v3 keeps its auxiliary head
+    assert result.total["all_params"] == meta["num_params"]
     assert round(result.total["macs"] / 1e9, 3) == meta["_ops"]
     assert result.uncounted_ops == []  # softmax, attention's products, rolls: all in the convention
 
@@ -230,8 +231,11 @@ def test_training_bytes_equal_saved_tensors_of_a_real_forward():
 @pytest.mark.parametrize("depth", [None, 0, 1, 2])
 def test_rows_add_up_to_the_totals(name, size, depth):
     result = summary(build_meta(name, in_chans=size[0]), size, depth=depth)
-    for key in ("params", "macs", "flops", "activation_bytes"):
+    for key in ("macs", "flops", "activation_bytes"):
         assert sum(r[key] for r in result.layers) == result.total[key], key
+    # every parameter is on a row; those of modules never called (GoogLeNet's aux heads) on "(not called)"
+    assert sum(r["params"] for r in result.layers) == result.total["all_params"]
+    assert sum(r["params"] for r in result.layers if r["name"] != "(not called)") == result.total["params"]
     for key in ("macs", "flops"):  # the operator breakdown adds up too
         assert sum(r[key] for r in result.by_operator) == result.total[key], key
     if depth is not None:  # a row collapsed at the depth limit hides every module inside it
@@ -287,7 +291,11 @@ def test_frozen_and_unused_parameters():
     assert sum(r["params"] - r["trainable_params"] for r in result.layers) == frozen
     unused = {r["name"]: r for r in result.layers}["(not called)"]  # aux heads run only in training
     assert unused["params"] == sum(p.numel() for m in (model.aux1, model.aux2) for p in m.parameters())
-    assert "frozen" in result.render("table")
+    # the total counts the network at inference (torchvision's published 6,624,904), all_params with the heads
+    assert result.total["params"] == 6_624_904 == result.total["all_params"] - unused["params"]
+    assert result.total["all_params"] == sum(p.numel() for p in model.parameters())
+    text = result.render("table")
+    assert "frozen" in text and "6,624,904 (6.62M; 9,536 frozen) used at inference; 13,004,888" in text
 
 
 def test_half_precision_halves_activation_bytes():
@@ -314,7 +322,9 @@ def test_golden_summary(key):
     else:
         model = build_meta(name, **entry.get("kwargs", {}))
     total = summary(model, tuple(entry["input_size"])).total
-    for field in ("params", "macs", "receptive_field", "depth"):
+    # the golden params are torchvision's num_params: every parameter of the module (Inception-v3's aux head too)
+    assert total["all_params"] == entry["params"]
+    for field in ("macs", "receptive_field", "depth"):
         assert total[field] == entry[field], field
 
 

@@ -84,3 +84,23 @@ def test_converter_maps_every_torchvision_key_of_the_bn_variant():
         theirs = torchvision.models.vgg13_bn(weights=None)
     converted = cnnlab.convert_torchvision("vgg13_bn", theirs.state_dict())
     assert sorted(converted) == sorted(build_meta("vgg13_bn").state_dict())
+
+
+def test_gap_head_drops_the_fully_connected_layers():
+    """The notes: VGG's FC layers hold most of its parameters and can be removed (global average pooling)."""
+    mlp, gap = build_meta("vgg16"), build_meta("vgg16", head="gap")
+    convs = sum(conv_params(c.in_channels, c.out_channels, 3) for c in _convs(mlp))
+    fcs = (512 * 7 * 7 + 1) * 4096 + (4096 + 1) * 4096 + (4096 + 1) * 1000
+    assert (convs, fcs) == (14_714_688, 123_642_856) and count_params(mlp) == convs + fcs == 138_357_544
+    assert count_params(gap) == convs + 512 * 1000 + 1000 == 15_227_688
+    assert not any(isinstance(m, nn.Linear) and m.out_features == 4096 for m in gap.modules())
+    assert gap.num_features == 512
+
+
+def test_gap_head_runs_on_small_gray_images_and_resets():
+    model = cnnlab.create_model("vgg11", head="gap", width_mult=0.125, num_classes=10, in_chans=1)
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    model.reset_classifier(0)
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 64)
+    with pytest.raises(ValueError, match="head must be one of 'mlp', 'gap'"):
+        cnnlab.create_model("vgg11", head="fc")

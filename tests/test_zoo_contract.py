@@ -19,7 +19,7 @@ ALL = cnnlab.list_models()
 def test_registry_is_populated():
     families = set(cnnlab.list_families())
     for fam in ("lenet", "alexnet", "vgg", "nin", "googlenet", "inception", "resnet", "resnet_cifar",
-                "densenet", "squeezenet", "regnet", "unet"):
+                "densenet", "squeezenet", "regnet", "unet", "zfnet", "fractalnet", "bn_inception", "pattern"):
         assert fam in families, f"family {fam} registered no model"
 
 

@@ -7,6 +7,11 @@ cannot disagree, and plain functions in a ``forward`` (``F.linear``, ``x @ w``) 
 MACs are the multiply-accumulates of convolutions (transposed too) and linear layers: the number
 torchvision's weights metadata calls GFLOPS. FLOPs of those layers are 2 x MACs.
 
+Parameters are counted two ways. ``count_params`` counts every parameter of the module;
+``count_inference_params`` counts those an eval-mode forward pass reads, the network as used at
+inference: GoogLeNet's and Inception-v3's auxiliary classifiers run only in training, so GoogLeNet has
+6,624,904 parameters at inference (torchvision's published ``num_params``) and 13,004,888 in all.
+
 ``op_macs`` and ``op_flops`` count one ATen operation from its arguments' shapes; the summary
 (``cnnlab.analysis.summary``) calls them for every operation of a forward pass. The FLOP convention,
 also written out in docs/counting.md:
@@ -27,10 +32,13 @@ also written out in docs/counting.md:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from cnnlab.analysis.aten import (
     ADAPTIVE_POOLS,
@@ -56,8 +64,8 @@ from cnnlab.analysis.aten import (
 )
 from cnnlab.errors import InputSizeError
 
-__all__ = ["FORWARD_ERRORS", "conv_params", "count_macs", "count_params", "forward_error", "meta_forward",
-           "op_flops", "op_macs"]
+__all__ = ["FORWARD_ERRORS", "ForwardCount", "conv_params", "count_forward", "count_inference_params",
+           "count_macs", "count_params", "forward_error", "meta_forward", "op_flops", "op_macs"]
 
 _aten = torch.ops.aten
 
@@ -87,25 +95,66 @@ def conv_params(in_chs: int, out_chs: int, kernel: int | tuple[int, int], groups
 
 def meta_forward(model: nn.Module, x: torch.Tensor) -> object:
     """Run ``model`` on a meta input with meta copies of its parameters and buffers: shapes, no compute."""
+    with torch.no_grad():
+        return functional_call(model, _meta_state(model), (x.to("meta"),), strict=False)
+
+
+def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
     tensors = {name: torch.empty_like(t, device="meta") for name, t in model.named_parameters()}
     tensors.update({name: torch.empty_like(t, device="meta") for name, t in model.named_buffers()})
-    with torch.no_grad():
-        return functional_call(model, tensors, (x.to("meta"),), strict=False)
+    return tensors
+
+
+@dataclass(frozen=True)
+class ForwardCount:
+    """What one eval-mode forward pass costs and which parameters it uses."""
+
+    macs: int  # multiply-accumulates for the whole batch
+    params: int  # elements of the parameters the pass reads (a shared parameter once)
+    used: frozenset[str]  # names of those parameters
 
 
 class _MacCounter(TorchDispatchMode):
-    """Adds ``op_macs`` over every ATen operation of a meta forward."""
+    """Adds ``op_macs`` over every ATen operation of a meta forward; notes which watched tensors they read."""
 
-    def __init__(self) -> None:
+    def __init__(self, watched: dict[int, str]) -> None:
         super().__init__()
         self.cache = ShapeCache()
         self.macs = 0
+        self.watched = watched  # id of a parameter's meta copy -> its name
+        self.read: set[str] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        for a in tree_flatten((args, kwargs))[0]:
+            name = self.watched.get(id(a)) if isinstance(a, torch.Tensor) else None
+            if name is not None:
+                self.read.add(name)
         out = self.cache.run(func, args, kwargs)
         self.macs += op_macs(func, args, kwargs, out)
         return out
+
+
+def count_forward(model: nn.Module, input_size: tuple[int, ...], batch_size: int = 1) -> ForwardCount:
+    """MACs of one eval-mode forward pass of ``batch_size`` inputs of shape ``input_size``, and the parameters it reads.
+
+    A parameter is used when an ATen operation of the pass takes it (or a view of it) as an argument, so
+    parts that run only in training (auxiliary classifiers) and modules the forward never calls are left out.
+    """
+    params = dict(model.named_parameters())
+    state = _meta_state(model)
+    watched = {id(state[name]): name for name in params}
+    was_training = model.training
+    model.eval()
+    try:
+        with plain_attention(), _MacCounter(watched) as counter, torch.no_grad():
+            functional_call(model, state, (torch.empty((batch_size, *input_size), device="meta"),), strict=False)
+    except FORWARD_ERRORS as err:
+        raise forward_error(model, f"a {'x'.join(str(v) for v in input_size)} input", err) from err
+    finally:
+        model.train(was_training)
+    used = frozenset(counter.read)
+    return ForwardCount(counter.macs, sum(params[name].numel() for name in used), used)
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, ...], batch_size: int = 1) -> int:
@@ -113,16 +162,16 @@ def count_macs(model: nn.Module, input_size: tuple[int, ...], batch_size: int = 
 
     The same count as ``cnnlab.summary(model, input_size).total["macs"]`` (for ``batch_size`` 1).
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with plain_attention(), _MacCounter() as counter:
-            meta_forward(model, torch.empty((batch_size, *input_size), device="meta"))
-    except FORWARD_ERRORS as err:
-        raise forward_error(model, f"a {'x'.join(str(v) for v in input_size)} input", err) from err
-    finally:
-        model.train(was_training)
-    return counter.macs
+    return count_forward(model, input_size, batch_size).macs
+
+
+def count_inference_params(model: nn.Module, input_size: tuple[int, ...]) -> int:
+    """Parameters an eval-mode forward pass on one input of shape ``input_size`` reads: the network at inference.
+
+    Equal to ``count_params`` except where parts run only in training (GoogLeNet's auxiliary heads) or a
+    module is never called; ``cnnlab models``, ``summary``, ``compare`` and ``results.json`` report it.
+    """
+    return count_forward(model, input_size).params
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ instead, under no_grad, its parameters untouched and its buffers copied.
 
 What the numbers mean (docs/counting.md has the full convention):
 
+- ``params`` (total): the parameters the eval-mode forward pass read, the network as used at inference;
+  ``all_params``: every parameter, including parts only training runs (GoogLeNet's auxiliary heads: 6.62M
+  at inference, 13.00M in all). The "(not called)" row holds the parameters of modules the pass never
+  called.
 - ``macs``: multiply-accumulates of convolutions, linear layers and matrix products (torchvision's
   "GFLOPS"). ``flops``: every arithmetic operation, 2 per MAC plus normalization, activations, pooling,
   additions, softmax and interpolation. ``by_operator``: both, per ATen operator.
@@ -76,7 +80,7 @@ __all__ = [
 LAYER_KEYS = ("name", "type", "output_shape", "params", "trainable_params", "macs", "flops",
               "activation_bytes", "receptive_field")
 # Keys of ``Summary.total``.
-TOTAL_KEYS = ("params", "trainable_params", "param_bytes", "macs", "flops", "activation_bytes",
+TOTAL_KEYS = ("params", "all_params", "trainable_params", "param_bytes", "macs", "flops", "activation_bytes",
               "training_bytes", "receptive_field", "depth", "outputs")
 # Keys of each row of ``Summary.by_operator``.
 OPERATOR_KEYS = ("operator", "calls", "macs", "flops")
@@ -167,10 +171,15 @@ class Summary:
         per = "for the given inputs" if self.inputs else "per image"
         training = (human(t["training_bytes"], "B") if t["training_bytes"] is not None
                     else "not measured (see the notes)")
+        counted = f"{t['params']:,} ({human(t['params'])}; {frozen:,} frozen)"
+        if t["all_params"] != t["params"]:  # parts an eval forward does not run, e.g. auxiliary heads
+            counted = (f"{counted} used at inference; {t['all_params']:,} ({human(t['all_params'])}) in all, "
+                       f"training-only parts included")
         lines = [
             self._input_line(),
-            f"Parameters: {t['params']:,} ({human(t['params'])}; {frozen:,} frozen), "
-            f"{human(t['param_bytes'], 'B')} as {self.dtype}",
+            f"Parameters: {counted}; {human(t['param_bytes'], 'B')} as {self.dtype}",
+        ]
+        lines += [
             f"MACs: {human(t['macs'])} multiply-accumulates of conv/linear/matmul (torchvision's GFLOPS)",
             f"FLOPs: {human(t['flops'])} (2 per MAC + normalization, activations, pooling, additions)",
             f"Activation memory {per} (forward, every layer output): {human(t['activation_bytes'], 'B')}",
@@ -299,6 +308,8 @@ class _Tracer(TorchDispatchMode):
         self.root: _Call | None = None
         self.uncounted: set[str] = set()
         self.operators: dict[str, list[int]] = {}  # operator -> [calls, macs, flops]
+        self.watched: dict[int, str] = {}  # id of a tensor standing for a parameter -> the parameter's name
+        self.read: set[str] = set()  # names of the parameters some operation took as an argument
 
     def lookup(self, t: torch.Tensor) -> Traced | None:
         return self.traced.get(id(t))
@@ -331,6 +342,7 @@ class _Tracer(TorchDispatchMode):
         call = self.stack[-1] if self.stack else self.root
         outputs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
         inputs = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        self.read.update(self.watched[id(a)] for a in inputs if id(a) in self.watched)
         macs = op_macs(func, args, kwargs, out)
         flops = op_flops(func, args, kwargs, out)
         if flops is None:
@@ -497,6 +509,8 @@ def _trace(model: nn.Module, inputs: _Inputs, real: bool) -> tuple[_Tracer, obje
     state = _real_state(model) if real else _meta_state(model, requires_grad=False)
     for t in state.values():
         tracer.known_storage(t)
+    params = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    tracer.watched = {id(t): name for name, t in state.items() if name in params}
     image = inputs.image()
     for t in inputs.tensors():
         tracer.seed(t, seed(t, t.dim() - 2) if t is image else None)
@@ -596,6 +610,13 @@ def _take_params(params: Iterator[nn.Parameter], seen: set[int]) -> tuple[int, i
     return total, trainable
 
 
+def _called_params(call: _Call) -> Iterator[nn.Parameter]:
+    """The parameters of the modules that ran during ``call``: a collapsed row leaves uncalled parts out."""
+    yield from call.module.parameters(recurse=False)
+    for child in call.children:
+        yield from _called_params(child)
+
+
 class _Rows:
     """Builds the rows of a trace, in the order things ran."""
 
@@ -623,7 +644,7 @@ class _Rows:
         collapsed = self.max_depth is not None and call.level >= self.max_depth
         if call.is_leaf or collapsed:
             totals = _aggregate(call, self.memo)
-            yield self.row(call, _take_params(call.module.parameters(), self.seen), totals, call.traced,
+            yield self.row(call, _take_params(_called_params(call), self.seen), totals, call.traced,
                            call.output_shape)
             return
         own_params = list(call.module.parameters(recurse=False))
@@ -792,9 +813,11 @@ def summary(model: nn.Module | str, input_size: Sequence[int] | str | None = Non
         notes.append("training memory not measured for example inputs (it needs batches of 2 and 3 images)")
     else:
         notes.append("training memory not measured: it needs a forward on meta tensors")
+    used = _used_parameters(module, tracer.read)
     total = {
-        "params": count_params(module),
-        "trainable_params": count_params(module, trainable_only=True),
+        "params": sum(p.numel() for p in used),
+        "all_params": count_params(module),
+        "trainable_params": sum(p.numel() for p in used if p.requires_grad),
         "param_bytes": sum(p.numel() * p.element_size() for p in module.parameters()),
         "macs": totals.macs,
         "flops": totals.flops,
@@ -816,6 +839,15 @@ def summary(model: nn.Module | str, input_size: Sequence[int] | str | None = Non
     return Summary(_label(module), shown_size, str(dtype).replace("torch.", ""), layers, total,
                    sorted(tracer.uncounted), by_operator, _describe_inputs(inputs) if input_data is not None else [],
                    ran_on, notes)
+
+
+def _used_parameters(model: nn.Module, names: set[str]) -> list[nn.Parameter]:
+    """The parameters (each once) whose names the traced forward read."""
+    unique: dict[int, nn.Parameter] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if name in names:
+            unique.setdefault(id(p), p)
+    return list(unique.values())
 
 
 def layer_fields(model: nn.Module, input_size: Sequence[int]) -> dict[str, Field]:

@@ -27,18 +27,20 @@ def _cmd_models(args: argparse.Namespace) -> int:
     rows = zoo_rows(args.pattern, family=args.family)
     if not rows:
         raise UsageError(f"no model matches {args.pattern!r}; `cnnlab models` lists them all")
-    fmt = {"params": human, "macs": human}
+    fmt = {"params": human, "macs": human, "all_params": human}
     print(render(rows, args.format, ZOO_COLUMNS, formatters=fmt), end="")
     return 0
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the model zoo with parameters and MACs",
-                       description="List registered networks: family, parameters, multiply-accumulates "
-                                   "(MACs) at the family's standard input (`input`), and the smallest square "
-                                   "side each takes as built (`min_input`). `cnnlab train` brings smaller "
-                                   "images up to it: zero padding when that adds at most a quarter (28x28 "
-                                   "Fashion-MNIST is padded to 32x32 for VGG), bilinear resizing beyond.",
+                       description="List registered networks: family, parameters as used at inference "
+                                   "(`params`), multiply-accumulates (MACs) at the family's standard input "
+                                   "(`input`), and the smallest square side each takes as built (`min_input`). "
+                                   "`cnnlab train` brings smaller images up to it: zero padding when that adds "
+                                   "at most a quarter (28x28 Fashion-MNIST is padded to 32x32 for VGG), bilinear "
+                                   "resizing beyond. Where parts only training runs (auxiliary heads) add "
+                                   "parameters, `all_params` counts them too.",
                        **examples("cnnlab models", "cnnlab models 'resnet*' --format markdown"))
     p.add_argument("pattern", nargs="?", help="substring or shell pattern, e.g. 'resnet*' or 'vgg'")
     p.add_argument("--family", help="only this family (e.g. resnet, densenet)")

@@ -2,11 +2,14 @@
 
 from cnnlab.models import (  # noqa: F401  (imported for registration)
     alexnet,
+    bn_inception,
     densenet,
+    fractalnet,
     googlenet,
     inception,
     lenet,
     nin,
+    pattern,
     probes,
     regnet,
     resnet,
@@ -14,6 +17,7 @@ from cnnlab.models import (  # noqa: F401  (imported for registration)
     squeezenet,
     unet,
     vgg,
+    zfnet,
 )
 from cnnlab.models._base import FeatureInfo, InputTooSmallError, ZooModel
 from cnnlab.models._registry import (

@@ -4,6 +4,12 @@ The network as torchvision builds it, so its weights load unchanged: batch norm 
 convolution, the "5x5" branch with a 3x3 kernel (a known torchvision deviation, pytorch/vision#906;
 ``kernel_5x5=5`` builds the paper's), and auxiliary heads that pool adaptively to 4x4, so the network
 also takes small images such as 28x28 Fashion-MNIST.
+
+``reductions=False`` builds every module as the paper's "naive version" (Fig. 2a): the 1x1, 3x3 and 5x5
+convolutions read the module's whole input, and the 3x3 max pool passes every input channel on, so the
+output only grows ("the problem here is the depth of the output", as the notes put it). The 1x1
+reductions of Fig. 2b are what keep GoogLeNet at 6.6M parameters and 1.5 GMACs; docs/zoo.md tabulates
+what they save in each module.
 """
 
 from __future__ import annotations
@@ -59,7 +65,11 @@ class InceptionSpec:
 
 
 class Inception(Branches):
-    """Inception module: 1x1 | 1x1 -> 3x3 | 1x1 -> "5x5" | 3x3 max-pool -> 1x1, concatenated."""
+    """Inception module: 1x1 | 1x1 -> 3x3 | 1x1 -> "5x5" | 3x3 max-pool -> 1x1, concatenated.
+
+    ``reductions=False`` is the naive module (Fig. 2a): 1x1 | 3x3 | 5x5 on the whole input | 3x3 max-pool
+    passing every input channel on; ``ch3x3red``, ``ch5x5red`` and ``pool_proj`` are then unused.
+    """
 
     def __init__(
         self,
@@ -73,16 +83,27 @@ class Inception(Branches):
         kernel_5x5: int = 3,
         norm_layer: LayerFactory | None = INCEPTION_NORM,
         act_layer: LayerFactory = nn.ReLU,
+        reductions: bool = True,
     ) -> None:
         conv = conv_factory(norm_layer, act_layer)
-        super().__init__({
-            "branch1": conv(in_chs, ch1x1, 1),
-            "branch2": nn.Sequential(conv(in_chs, ch3x3red, 1), conv(ch3x3red, ch3x3, 3)),
-            "branch3": nn.Sequential(conv(in_chs, ch5x5red, 1), conv(ch5x5red, ch5x5, kernel_5x5)),
-            "branch4": nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                     conv(in_chs, pool_proj, 1)),
-        })
-        self.out_chs = ch1x1 + ch3x3 + ch5x5 + pool_proj
+        pool = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
+        if reductions:
+            branches = {
+                "branch1": conv(in_chs, ch1x1, 1),
+                "branch2": nn.Sequential(conv(in_chs, ch3x3red, 1), conv(ch3x3red, ch3x3, 3)),
+                "branch3": nn.Sequential(conv(in_chs, ch5x5red, 1), conv(ch5x5red, ch5x5, kernel_5x5)),
+                "branch4": nn.Sequential(pool, conv(in_chs, pool_proj, 1)),
+            }
+        else:  # Fig. 2a: the big kernels see every input channel, the pool keeps them all
+            branches = {
+                "branch1": conv(in_chs, ch1x1, 1),
+                "branch2": conv(in_chs, ch3x3, 3),
+                "branch3": conv(in_chs, ch5x5, kernel_5x5),
+                "branch4": pool,
+            }
+        super().__init__(branches)
+        self.reductions = reductions
+        self.out_chs = ch1x1 + ch3x3 + ch5x5 + (pool_proj if reductions else in_chs)
 
 
 class GoogLeNetAux(nn.Module):
@@ -128,6 +149,7 @@ class GoogLeNet(InceptionNet):
         drop_rate: float = 0.2,
         aux_drop_rate: float = 0.7,
         kernel_5x5: int = 3,
+        reductions: bool = True,
         norm_layer: LayerFactory | None = INCEPTION_NORM,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
@@ -156,9 +178,10 @@ class GoogLeNet(InceptionNet):
                 kernel = 3 if i < len(cfg.stages) - 1 else 2
                 layers[f"maxpool{i + 2}"] = nn.MaxPool2d(kernel, stride=2, ceil_mode=True)
             for name, spec in blocks:
-                layers[name] = Inception(chs, spec.ch1x1, spec.ch3x3red, spec.ch3x3, spec.ch5x5red,
-                                         spec.ch5x5, spec.pool_proj, kernel_5x5, norm_layer, act_layer)
-                chs = spec.out_chs
+                block = Inception(chs, spec.ch1x1, spec.ch3x3red, spec.ch3x3, spec.ch5x5red, spec.ch5x5,
+                                  spec.pool_proj, kernel_5x5, norm_layer, act_layer, reductions=reductions)
+                layers[name] = block
+                chs = block.out_chs
                 tap_chs[name] = chs
             stages.append(nn.Sequential(layers))
             stage_chs.append(chs)

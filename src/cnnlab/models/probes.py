@@ -8,10 +8,11 @@ The design questions the experiments ask need two networks that differ in one th
   pool, so three 3x3 layers and one 7x7 layer per stage see equally far (and two 3x3 layers and one 5x5);
   with equal ``widths`` the weights per stage are exactly the paper's 27 C^2 against 49 C^2. ``norm_layer``
   (batch norm, layer norm, none) serves the batch-norm experiments (Ioffe & Szegedy 2015).
-- ``probe_inception``: Szegedy et al. 2015 (GoogLeNet), Sec. 4 and Fig. 2: Inception modules with the
-  1x1 reductions before the 3x3 and 5x5 convolutions and after the pooling (Fig. 2b, the zoo's
-  :class:`~cnnlab.models.googlenet.Inception` with the paper's 5x5 kernel), or the naive module without
-  them (Fig. 2a), whose pooling branch passes every input channel on, so its width grows module by module.
+- ``probe_inception``: Szegedy et al. 2015 (GoogLeNet), Sec. 4 and Fig. 2: the zoo's
+  :class:`~cnnlab.models.googlenet.Inception` modules with the paper's 5x5 kernel, with the 1x1
+  reductions before the 3x3 and 5x5 convolutions and after the pooling (Fig. 2b) or, with
+  ``reductions=False`` (the same option as GoogLeNet's), the naive module (Fig. 2a), whose pooling branch
+  passes every input channel on, so its width grows module by module.
   The branch widths are the paper's Table 1 rows inception (3a), (3b), (4a) divided by four.
 
 Both are ``stem -> stages -> head`` with a global-average-pool classifier, for 28x28 grayscale input.
@@ -28,9 +29,9 @@ from torch import nn
 from cnnlab.models._base import FeatureInfo, ZooModel
 from cnnlab.models._registry import register_model
 from cnnlab.models.googlenet import Inception, InceptionSpec
-from cnnlab.models.layers import Branches, ClassifierHead, ConvNormAct, LayerFactory, init_kaiming
+from cnnlab.models.layers import ClassifierHead, ConvNormAct, LayerFactory, init_kaiming
 
-__all__ = ["INCEPTION_PROBE_SPECS", "NaiveInception", "ProbeInception", "ProbeVGG", "probe_inception", "probe_vgg"]
+__all__ = ["INCEPTION_PROBE_SPECS", "ProbeInception", "ProbeVGG", "probe_inception", "probe_vgg"]
 
 
 class ProbeVGG(ZooModel):
@@ -69,21 +70,6 @@ class ProbeVGG(ZooModel):
         init_kaiming(self)
 
 
-class NaiveInception(Branches):
-    """Naive Inception module (GoogLeNet Fig. 2a): 1x1 | 3x3 | 5x5 | 3x3 max-pool, concatenated."""
-
-    def __init__(self, in_chs: int, ch1x1: int, ch3x3: int, ch5x5: int,
-                 norm_layer: LayerFactory | None = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU) -> None:
-        conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
-        super().__init__({
-            "branch1": conv(in_chs, ch1x1, 1),
-            "branch2": conv(in_chs, ch3x3, 3),
-            "branch3": conv(in_chs, ch5x5, 5),
-            "branch4": nn.MaxPool2d(3, stride=1, padding=1),  # every input channel passes on
-        })
-        self.out_chs = ch1x1 + ch3x3 + ch5x5 + in_chs
-
-
 # GoogLeNet Table 1, rows inception (3a), (3b), (4a), every width divided by 4:
 # #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj. Stage 0 holds 3a and 3b, stage 1 holds 4a.
 INCEPTION_PROBE_SPECS: tuple[tuple[InceptionSpec, ...], ...] = (
@@ -115,10 +101,8 @@ class ProbeInception(ZooModel):
             for spec in specs:
                 w = [scale(v) for v in (spec.ch1x1, spec.ch3x3red, spec.ch3x3, spec.ch5x5red, spec.ch5x5,
                                         spec.pool_proj)]
-                if reductions:
-                    module = Inception(chs, *w, kernel_5x5=5, norm_layer=norm_layer, act_layer=act_layer)
-                else:
-                    module = NaiveInception(chs, w[0], w[2], w[4], norm_layer=norm_layer, act_layer=act_layer)
+                module = Inception(chs, *w, kernel_5x5=5, norm_layer=norm_layer, act_layer=act_layer,
+                                   reductions=reductions)
                 layers.append(module)
                 chs = module.out_chs
             stages.append(nn.Sequential(*layers))

@@ -9,6 +9,12 @@ so parameter counts and weights match torchvision's exactly.
 Anatomy: the stem is the first conv (conv-[BN]-ReLU at full resolution); stage i holds the rest of
 block i and its max pool, so the stages end at strides 2, 4, 8, 16, 32. ``width_mult`` and ``hidden``
 shrink the convolutions and the classifier for small experiments; the defaults build the standard nets.
+
+``head="gap"`` replaces the three fully connected layers by global average pooling and one linear
+classifier, as the notes say later work found possible ("these FC layers can be removed with no
+performance downgrade, significantly reducing the number of necessary parameters"; GoogLeNet and ResNet
+end this way): VGG-16 keeps its 14,714,688 convolution parameters and drops from 138,357,544 to
+15,227,688 (the classifier 512 x 1000 + 1000 in place of 123,642,856).
 """
 
 from __future__ import annotations
@@ -21,7 +27,16 @@ from torch import nn
 
 from cnnlab.models._base import FeatureInfo, ZooModel
 from cnnlab.models._registry import Variant, register_converter, register_variants, remap_keys
-from cnnlab.models.layers import ConvNormAct, LayerFactory, MlpHead, check_width, init_kaiming, scale_width
+from cnnlab.models.layers import (
+    ClassifierHead,
+    ConvNormAct,
+    LayerFactory,
+    MlpHead,
+    check_choice,
+    check_width,
+    init_kaiming,
+    scale_width,
+)
 
 __all__ = ["VARIANTS", "VGG", "VGGConfig", "torchvision_key_rules"]
 
@@ -38,12 +53,13 @@ def conv_paths(depths: tuple[int, ...]) -> list[str]:
 
 
 class VGG(ZooModel):
-    """VGG: first 3x3 conv (stem); 5 stages of 3x3 conv-[BN]-ReLU ending in 2x2 max pool; MLP head."""
+    """VGG: first 3x3 conv (stem); 5 stages of 3x3 conv-[BN]-ReLU ending in 2x2 max pool; MLP (or GAP) head."""
 
     def __init__(self, cfg: VGGConfig, num_classes: int = 1000, in_chans: int = 3,
                  norm_layer: LayerFactory | None = None, act_layer: LayerFactory = nn.ReLU) -> None:
         super().__init__(num_classes, in_chans)
         check_width(cfg.width_mult, cfg.hidden)
+        check_choice("head", cfg.head, HEADS)
         widths = [scale_width(c, cfg.width_mult) for c in cfg.widths]
         # torchvision keeps the conv bias even before batch norm
         conv = partial(ConvNormAct, kernel_size=3, bias=True, norm_layer=norm_layer, act_layer=act_layer)
@@ -61,9 +77,13 @@ class VGG(ZooModel):
             stages.append(nn.Sequential(*blocks))
             self.feature_info.append(FeatureInfo(f"stages.{s}", width, 2 ** (s + 1)))
         self.stages = nn.Sequential(*stages)
-        self.num_features = cfg.hidden
-        self.head = MlpHead(chs, num_classes, pool_size=7, hidden=cfg.hidden, drop_rate=cfg.drop_rate,
-                            drop_first=False, act_layer=act_layer)
+        if cfg.head == "gap":  # global average pool -> dropout -> linear: no hidden FC layers
+            self.num_features = chs
+            self.head = ClassifierHead(chs, num_classes, drop_rate=cfg.drop_rate)
+        else:
+            self.num_features = cfg.hidden
+            self.head = MlpHead(chs, num_classes, pool_size=7, hidden=cfg.hidden, drop_rate=cfg.drop_rate,
+                                drop_first=False, act_layer=act_layer)
         init_kaiming(self)
 
 
@@ -75,8 +95,11 @@ class VGGConfig:
     widths: tuple[int, int, int, int, int] = (64, 128, 256, 512, 512)
     width_mult: float = 1.0  # multiplies every conv width
     hidden: int = 4096  # width of the two hidden classifier layers
-    drop_rate: float = 0.5  # dropout after each hidden classifier layer
+    drop_rate: float = 0.5  # dropout after each hidden classifier layer ("gap": before the classifier)
+    head: str = "mlp"  # "mlp": 7x7 pool, 4096-4096 MLP (the paper); "gap": global average pool, one linear
 
+
+HEADS = ("mlp", "gap")
 
 # The paper's Table 1: configurations A, B, D, E.
 _DEPTHS = {

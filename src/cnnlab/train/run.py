@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.analysis.counting import count_macs, count_params
+from cnnlab.analysis.counting import count_forward, count_params
 from cnnlab.errors import CheckpointError
 from cnnlab.train.budget import BudgetPlanner
 from cnnlab.train.checkpoint import TrainingCheckpoint, load_run_checkpoint, restore_rng
@@ -101,6 +101,7 @@ class Run:
         """results.json: what was trained, the selected weights' test metrics (None when not tested), cost."""
         cfg, model, meta = self.cfg, self.eval_model, self.data.meta
         input_shape = (meta.in_chans, meta.input_size, meta.input_size)
+        counted = count_forward(model, input_shape)  # the network as used at inference: no auxiliary heads
         tested = test or {}
         return {
             "model": cfg.model,
@@ -116,8 +117,9 @@ class Run:
             "steps": state.global_step,
             "stopped_early": state.stop_reason
             or ("time budget" if state.total_steps is not None or state.epochs < cfg.epochs else None),
-            "params": count_params(model),
-            "macs": count_macs(model, input_shape),
+            "params": counted.params,
+            "all_params": count_params(model),
+            "macs": counted.macs,
             "input_size": list(input_shape),
             "num_classes": meta.num_classes,
             "wall_seconds": self.local_wall(),
