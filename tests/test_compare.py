@@ -27,7 +27,7 @@ def test_rows_are_the_summary_totals():
     rows = compare_models(["lenet5", "resnet20"], (1, 28, 28))
     assert [r["model"] for r in rows] == ["lenet5", "resnet20"]
     for row in rows:
-        assert list(row) == list(COMPARE_COLUMNS)
+        assert list(row) == [c for c in COMPARE_COLUMNS if c != "note"]  # measured rows carry no note
         total = summary(row["model"], (1, 28, 28)).total
         for key in ("params", "macs", "flops", "activation_bytes", "training_bytes", "receptive_field", "depth"):
             assert row[key] == total[key], key
@@ -140,5 +140,15 @@ def test_bad_options_are_config_errors():
 def test_an_input_a_network_cannot_take_is_an_input_size_error():
     with pytest.raises(InputSizeError, match="cannot run on a 3x28x28 input"):
         count_macs(nn.Conv2d(1, 2, 3), (3, 28, 28))
-    with pytest.raises(InputSizeError, match="cannot run on a 1x2x2 input"):
-        compare_models([("conv5", nn.Conv2d(1, 2, 5))], (1, 2, 2))
+    (row,) = compare_models([("conv5", nn.Conv2d(1, 2, 5))], (1, 2, 2))  # a row says why, the others go on
+    assert "cannot run on a 1x2x2 input" in row["note"] and "params" not in row
+
+
+def test_a_network_that_cannot_take_the_input_gets_a_row_saying_why(capsys):
+    assert cli.main(["compare", "lenet5", "alexnet", "--input", "3x224x224", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == ["lenet5", "alexnet"]
+    assert "at most 32x32" in rows[0]["note"] and rows[0]["params"] is None
+    assert rows[1]["params"] == 61_100_840 and rows[1]["note"] is None
+    assert cli.main(["compare", "alexnet", "--input", "3x224x224"]) == 0
+    assert "note" not in capsys.readouterr().out.splitlines()[0]  # no note, no column

@@ -8,13 +8,15 @@ with :func:`join_results` and both feed the figures in ``cnnlab.plots`` unchange
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from torch import nn
 
-from cnnlab.analysis.summary import Summary, summary
+from cnnlab.analysis.summary import Summary, check_image_rank, parse_input_size, summary
 from cnnlab.analysis.table import human, receptive_field_text, render
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, InputSizeError
+from cnnlab.models import get_model_info
 
 __all__ = [
     "COMPARE_COLUMNS",
@@ -30,7 +32,7 @@ __all__ = [
 
 # Columns of the static comparison, in the order tables show them.
 COMPARE_COLUMNS = ("model", "input", "params", "macs", "flops", "activation_bytes", "training_bytes",
-                   "receptive_field", "depth")
+                   "receptive_field", "depth", "note")
 # Columns once training results are joined in (the comparison's table of the notes).
 TRAINED_COLUMNS = ("model", "test_accuracy", "top5_accuracy", "params", "macs", "train_seconds",
                    "images_per_second", "receptive_field", "depth")
@@ -64,19 +66,35 @@ def compare_models(models: Sequence[ModelSpec], input_size: Sequence[int] | str 
     ``models`` are registered names (built on meta tensors with ``in_chans`` from the input,
     ``num_classes`` and ``model_kwargs``), modules, or ``(label, module)`` pairs. ``input_size`` is one
     image, ``(C, H, W)`` or ``"1x28x28"``; left out, each registered network uses its family's standard
-    input (an ``input`` column says which).
+    input (an ``input`` column says which). A network that cannot take the input gets a row with only its
+    ``note`` (why: "needs at most 32x32"), and the others are still compared.
     """
     if not models:
         raise ConfigError("name at least one network to compare")
+    if isinstance(input_size, str):
+        input_size = parse_input_size(input_size)  # a malformed input is the command's error, not a row's
     rows = []
     for spec in models:
+        if isinstance(spec, str) and input_size is not None:
+            check_image_rank(spec, tuple(input_size), get_model_info(spec).input_size)
         if isinstance(spec, str):
+            label = spec
             kwargs = dict(model_kwargs, num_classes=num_classes) if num_classes is not None else model_kwargs
-            rows.append(compare_row(spec, summary(spec, input_size, **kwargs)))
+            measure = partial(summary, spec, input_size, **kwargs)
         else:
             label, module = spec if isinstance(spec, tuple) else (type(spec).__name__, spec)
-            rows.append(compare_row(label, summary(module, input_size)))
+            measure = partial(summary, module, input_size)
+        try:
+            rows.append(compare_row(label, measure()))
+        except InputSizeError as err:
+            rows.append({"model": label, "input": _input_text(input_size), "note": str(err)})
     return rows
+
+
+def _input_text(input_size: Sequence[int] | str | None) -> str:
+    if input_size is None:
+        return "-"
+    return input_size if isinstance(input_size, str) else "x".join(str(v) for v in input_size)
 
 
 def join_results(rows: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -162,4 +180,6 @@ def render_rows(rows: Sequence[Mapping[str, Any]], fmt: str = "table",
     """
     if columns is None:
         columns = REFERENCE_COLUMNS if rows and "weights" in rows[0] else COMPARE_COLUMNS
+        if not any(r.get("note") for r in rows):
+            columns = tuple(c for c in columns if c != "note")  # a note says why a network has no numbers
     return render([dict(r) for r in rows], fmt, columns, formatters=_FORMATTERS)

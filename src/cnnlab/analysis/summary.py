@@ -694,7 +694,7 @@ def _resolve(model: nn.Module | str, input_size: Sequence[int] | str | None, inp
         info = get_model_info(model)
         if input_data is None:
             size = size if size is not None else info.input_size
-            _check_image_rank(model, size, info.input_size)
+            check_image_rank(model, size, info.input_size)
         chans = size[0] if size is not None else None
         try:
             with torch.device("meta"):
@@ -709,7 +709,8 @@ def _resolve(model: nn.Module | str, input_size: Sequence[int] | str | None, inp
     return model, size
 
 
-def _check_image_rank(name: str, size: tuple[int, ...], standard: tuple[int, ...]) -> None:
+def check_image_rank(name: str, size: tuple[int, ...], standard: tuple[int, ...]) -> None:
+    """Refuse an input of another rank than the network's standard one image (``CxHxW``)."""
     if len(size) == len(standard):
         return
     shape = "x".join(str(v) for v in size)
