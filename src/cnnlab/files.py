@@ -18,12 +18,17 @@ from typing import IO, Any
 
 from cnnlab.errors import OutputPathError
 
-__all__ = ["save_torch_atomic", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
+__all__ = ["save_torch_atomic", "write_bytes_atomic", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     return _write_atomic(Path(path), "w", lambda f: f.write(text))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` (an .npz or .png made in memory) to ``path`` through a temporary file and a rename."""
+    return _write_atomic(Path(path), "wb", lambda f: f.write(data))
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
