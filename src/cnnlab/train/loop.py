@@ -199,6 +199,8 @@ def _set_up(
             state.epochs = cfg.epochs
         run.say(f"resuming {cfg.out} at epoch {state.epoch + 1}, step {state.step_in_epoch} of the epoch")
     run.log.write_json("config.json", cfg.to_dict())
+    if ckpt is None:
+        _keep_epoch(run, state)  # the trajectory starts at the initial weights
     run.session_start, run.wall_at_start = time.perf_counter(), state.wall_seconds
     run.budget = BudgetPlanner.for_run(cfg, data, env, state, run.say)
     return run, state
@@ -330,6 +332,7 @@ def _end_epoch(run: _Run, state: TrainState) -> None:
         run.best_weights = {k: v.detach().clone() for k, v in run.eval_model.state_dict().items()}
     run.budget.at_epoch_end(state)
     _save_last(run, state)
+    _keep_epoch(run, state)
     if improved and run.env.is_main:
         best = BestCheckpoint(run.cfg, run.data.meta, run.best_weights, state.epoch, state.global_step, state.best_val)
         save_torch_atomic(best.to_dict(), run.run_dir / "best.pt")
@@ -354,6 +357,12 @@ def _save_last(run: _Run, state: TrainState) -> None:
         )
         save_torch_atomic(ckpt.to_dict(), run.run_dir / "last.pt")
     run.log.write_jsonl("curve.jsonl", state.curve)  # kept in step with the checkpoint
+
+
+def _keep_epoch(run: _Run, state: TrainState) -> None:
+    """--keep-epochs: the weights after ``state.epoch`` epochs (0: before training) as epochs/epoch-NNN.pt."""
+    if run.cfg.keep_epochs and run.env.is_main:
+        save_torch_atomic(run.model.state_dict(), run.run_dir / "epochs" / f"epoch-{state.epoch:03d}.pt")
 
 
 def _finish(run: _Run, state: TrainState) -> dict:
