@@ -19,19 +19,37 @@ from cnnlab.plots.explain import (
     sanity_curves,
     sanity_maps,
 )
+from cnnlab.plots.landscape import (
+    curvature_map,
+    default_levels,
+    landscape_contours,
+    landscape_curves,
+    landscape_surface,
+    landscape_trajectory,
+    skip_connection_figure,
+    training_error_curves,
+)
 
 __all__ = [
     "accuracy_vs_time",
     "activation_grid",
     "attribution_grid",
     "complexity_chart",
+    "curvature_map",
+    "default_levels",
     "embedding_scatter",
     "filter_grid",
     "image_grid",
+    "landscape_contours",
+    "landscape_curves",
+    "landscape_surface",
+    "landscape_trajectory",
     "learning_curves",
     "neighbour_grid",
     "occlusion_grid",
     "patch_grid",
     "sanity_curves",
     "sanity_maps",
+    "skip_connection_figure",
+    "training_error_curves",
 ]
