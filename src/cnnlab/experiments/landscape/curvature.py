@@ -47,7 +47,8 @@ MatVec = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _cross_entropy_sum(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(outputs.float(), targets, reduction="sum")
+    # Half-precision logits are summed in float32; float64 models keep their precision.
+    return F.cross_entropy(outputs if outputs.dtype == torch.float64 else outputs.float(), targets, reduction="sum")
 
 
 def hessian_vector_product(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],

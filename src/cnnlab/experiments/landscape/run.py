@@ -60,7 +60,8 @@ from cnnlab.train.evaluate import load_trained_model
 from cnnlab.train.inputs import augment_from_meta
 from cnnlab.train.runtime import select_device, set_threads
 
-__all__ = ["LandscapeSettings", "LandscapeResult", "landscape_checkpoint", "load_landscape", "training_subset"]
+__all__ = ["LandscapeResult", "LandscapeSettings", "balanced_indices", "landscape_checkpoint", "load_landscape",
+           "training_subset"]
 
 
 @dataclass
@@ -185,8 +186,23 @@ def training_subset(ckpt: RunCheckpoint, points: int, seed: int = 0, split: str 
         raise DataError(f"the checkpoint's classes {meta.classes} differ from {meta.dataset}'s {data.classes}; "
                         "use the data set it was trained on")
     if points < len(data):
-        data = stratified_subset(data, points, seed)
+        data = data.subset(balanced_indices(data.labels, len(data.classes), points, seed))
     return data.images, data.labels
+
+
+def balanced_indices(labels: torch.Tensor, num_classes: int, count: int, seed: int = 0) -> torch.Tensor:
+    """Exactly ``count`` sorted indices, each class in its share (largest remainders), drawn with ``seed``."""
+    sizes = torch.bincount(labels, minlength=num_classes).double()
+    share = sizes * count / len(labels)
+    quota = share.floor().long()
+    extra = count - int(quota.sum())
+    quota[torch.argsort(share - quota, descending=True, stable=True)[:extra]] += 1
+    generator = torch.Generator().manual_seed(seed)
+    picked = []
+    for label in range(num_classes):
+        members = (labels == label).nonzero().squeeze(1)
+        picked.append(members[torch.randperm(len(members), generator=generator)[: int(quota[label])]])
+    return torch.cat(picked).sort().values
 
 
 def _folder_subset(ckpt: RunCheckpoint, points: int, seed: int, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,8 +213,7 @@ def _folder_subset(ckpt: RunCheckpoint, points: int, seed: int, split: str) -> t
     indices = split_indices(len(full), cfg.val_split, cfg.split_seed)[0] if split == "train" \
         else torch.arange(len(full))
     if points < len(indices):
-        pick = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:points]
-        indices = indices[pick.sort().values]
+        indices = indices[balanced_indices(full.labels[indices], len(meta.classes), points, seed)]
     items = [full[int(i)] for i in indices]
     return torch.stack([img for img, _ in items]), torch.tensor([label for _, label in items])
 

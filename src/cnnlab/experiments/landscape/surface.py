@@ -49,7 +49,8 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def _cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(outputs.float(), targets, reduction="none")
+    # Half-precision logits are summed in float32; float64 models keep their precision.
+    return F.cross_entropy(outputs if outputs.dtype == torch.float64 else outputs.float(), targets, reduction="none")
 
 
 # --------------------------------------------------------------------------------------- batch-norm folding
