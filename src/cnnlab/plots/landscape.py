@@ -210,7 +210,8 @@ def _bars(ax: Axes, bars: Mapping[str, Mapping[str, float]]) -> None:
     width = 0.8 / max(len(networks), 1)
     for k, network in enumerate(networks):
         heights = [bars[m].get(network, np.nan) for m in measures]
-        ax.bar(np.arange(len(measures)) + k * width, heights, width, label=network)
+        drawn = ax.bar(np.arange(len(measures)) + k * width, heights, width, label=network)
+        ax.bar_label(drawn, fmt="%.3g", fontsize=7)  # the measures differ in scale: say each value
     ax.set_xticks(np.arange(len(measures)) + width * (len(networks) - 1) / 2, measures, fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)

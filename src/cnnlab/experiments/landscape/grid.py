@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,7 @@ class GridStore:
             with np.load(self.npz_path) as arrays:
                 done = arrays["done"].astype(bool)
                 values = {q: arrays[q] for q in self.quantities if q in arrays.files}
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
             raise OutputPathError(f"{self.folder} holds a damaged landscape ({err}); remove {self.json_path.name} "
                                   f"and {self.npz_path.name} or choose another --out") from err
         stored = meta.get("identity", {})
