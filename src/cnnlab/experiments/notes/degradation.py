@@ -115,7 +115,7 @@ class Degradation(Experiment):
     claim = ("a deeper plain network reaches a higher training error than a shallower one (plain-56 vs plain-20), "
              "while with identity shortcuts the deeper one is no worse (ResNet-56 vs ResNet-20)")
     source = "002-004: the degradation problem (He et al. 2016, figures 1 and 6)"
-    minutes = {"quick": 8, "full": 33}
+    minutes = {"quick": 10, "full": 36}
 
     def run(self, ctx: Context) -> Outcome:
         from cnnlab import plots

@@ -58,7 +58,7 @@ class SkipConnections(Experiment):
     claim = ("skip connections smooth the loss function: around its trained weights ResNet-56's loss is a smooth "
              "bowl while the same network without shortcuts (plain-56) is chaotic")
     source = "001: Loss Function (Li et al. 2018, figure 5); 002-004 for the training-error curves"
-    minutes = {"quick": 13, "full": 60}
+    minutes = {"quick": 15, "full": 55}
 
     def run(self, ctx: Context) -> Outcome:
         from cnnlab import plots
