@@ -162,6 +162,8 @@ def test_a_direction_that_does_not_fit_and_other_misuse(data):
     model = small_resnet()
     with pytest.raises(ConfigError, match="does not fit"):
         SurfaceEvaluator(model, [{"nope.weight": torch.zeros(1)}], {"train": data})
+    with pytest.raises(ConfigError, match="does not fit"):
+        SurfaceEvaluator(model, [{"head.fc.weight": torch.zeros(3, 3)}], {"train": data})
     with pytest.raises(ConfigError, match="bn must be"):
         SurfaceEvaluator(model, random_directions(model, 1), {"train": data}, bn="train")
     evaluator = SurfaceEvaluator(model, random_directions(model, 1), {"train": data})

@@ -231,17 +231,19 @@ class SurfaceEvaluator:
         y = y.to(self.device)
         return EvalData(name, list(zip(x.split(self.batch_size), y.split(self.batch_size))), len(x))
 
-    def _bind(self, directions: Sequence[Direction]):
-        """The copy's tensors each direction moves, their values at the centre, and the directions laid out alike."""
+    def _bind(self, directions: Sequence[Direction]
+              ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]], list[str]]:
+        """The copy's tensors each direction moves, their values at the centre, the directions laid out alike,
+        and the tensors' names."""
         if not directions:
             raise ConfigError("a landscape needs at least one direction")
         tensors = dict(self.work.named_parameters())
         tensors.update(self.work.named_buffers())
         names = list(directions[0])
         for d in directions:
-            unknown = [k for k in d if k not in tensors]
-            if unknown or list(d) != names:
-                raise ConfigError(f"a direction does not fit the network (e.g. {(unknown or list(d))[0]!r})")
+            wrong = [k for k in d if k not in tensors or d[k].shape != tensors[k].shape]
+            if wrong or list(d) != names:
+                raise ConfigError(f"a direction does not fit the network (e.g. {(wrong or list(d))[0]!r})")
         targets = [tensors[k] for k in names]
         base = [t.detach().clone() for t in targets]
         steps = [[torch.empty_like(t).copy_(d[k].to(t.dtype)) for k, t in zip(names, targets)]
