@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnlab
 from _zoo import build_meta
 from cnnlab.analysis.counting import conv_params, count_params
+from cnnlab.errors import ConfigError
 from cnnlab.models.resnet import PadShortcut, PreActBasicBlock, ResNet
 from cnnlab.models.resnet_cifar import cifar_resnet_config, wide_resnet_config
 
@@ -137,3 +142,75 @@ def test_impossible_depths_are_refused(make, arg):
 def test_zero_widening_factor_is_refused():
     with pytest.raises(ValueError, match="widening factor"):
         wide_resnet_config(28, 0)
+
+
+# ------------------------------------------------------------------------------------------- plain networks
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the ATen operators one forward pass runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ops(model: nn.Module, size: int = 32) -> Counter[str]:
+    model.eval()
+    with torch.no_grad(), _OpCounter() as counter:
+        model(torch.randn(2, model.in_chans, size, size))
+    return counter.ops
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
+def test_plain_net_has_its_resnets_layers_and_parameters(depth):
+    """Option A has no parameters: He et al. 4.2's plain and residual nets have the same count."""
+    plain, residual = build_meta(f"plain{depth}"), build_meta(f"resnet{depth}")
+    assert count_params(plain) == count_params(residual) == _cifar_resnet_count((depth - 2) // 6)
+    assert not any(isinstance(m, PadShortcut) for m in plain.modules())
+    assert all(block.downsample is None and not block.skip for stage in plain.stages for block in stage)
+    assert [n for n, _ in plain.named_parameters()] == [n for n, _ in residual.named_parameters()]
+
+
+def test_plain_net_is_the_residual_builder_without_shortcuts():
+    a, b = cnnlab.create_model("plain20"), cnnlab.create_model("resnet20", shortcut="none")
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(a.eval()(x), b.eval()(x))
+
+
+def test_plain_net_loses_exactly_the_projection_shortcuts():
+    """Against option B, a plain net lacks the two 1x1 projections + BN (2,752 parameters, see above)."""
+    assert count_params(build_meta("resnet56", shortcut="B")) - count_params(build_meta("plain56")) == 2752
+    wide, plain_wide = ResNet(wide_resnet_config(16, 4)), ResNet(replace(wide_resnet_config(16, 4), shortcut="none"))
+    projections = sum(conv_params(a, b, 1, bias=False) for a, b in ((16, 64), (64, 128), (128, 256)))
+    assert count_params(wide) - count_params(plain_wide) == projections
+
+
+@pytest.mark.parametrize("name, kwargs", [("plain20", {}), ("resnet20", {"shortcut": "none"}),
+                                          ("wrn16_4", {"shortcut": "none"}), ("resnet18", {"shortcut": "none"}),
+                                          ("resnet50", {"shortcut": "none"})])
+def test_no_residual_addition_remains_in_a_plain_graph(name, kwargs):
+    size = 32 if "resnet" not in name or "20" in name else 64
+    assert _ops(cnnlab.create_model(name, **kwargs), size)["aten.add"] == 0
+
+
+def test_every_residual_block_adds_once():
+    """The check above can see an addition: ResNet-20 runs one per block (9), WRN-16-4 one per block (6)."""
+    assert _ops(cnnlab.create_model("resnet20"))["aten.add"] == 9
+    assert _ops(cnnlab.create_model("wrn16_4"))["aten.add"] == 6
+
+
+@pytest.mark.parametrize("kwargs", [{"drop_path_rate": 0.1}, {"zero_init_residual": True}])
+def test_plain_net_refuses_options_of_residual_branches(kwargs):
+    with pytest.raises(ConfigError, match="plain network"):
+        cnnlab.create_model("plain20", **kwargs)
+
+
+def test_avg_down_needs_projection_shortcuts():
+    with pytest.raises(ConfigError, match="shortcut='B'"):
+        cnnlab.create_model("resnet50d", shortcut="none")

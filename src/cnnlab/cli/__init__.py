@@ -17,6 +17,7 @@ from cnnlab.cli import data as _data
 from cnnlab.cli import designspace as _designspace
 from cnnlab.cli import experiment as _experiment
 from cnnlab.cli import explain as _explain
+from cnnlab.cli import landscape as _landscape
 from cnnlab.cli import train as _train
 from cnnlab.cli import zoo as _zoo
 from cnnlab.errors import CnnlabError
@@ -27,7 +28,7 @@ __all__ = ["build_parser", "main"]
 _LEGACY_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 # In the order --help shows them.
-_MODULES = (_zoo, _train, _explain, _designspace, _experiment, _data)
+_MODULES = (_zoo, _train, _explain, _landscape, _designspace, _experiment, _data)
 
 
 def build_parser() -> argparse.ArgumentParser:

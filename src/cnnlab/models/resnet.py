@@ -18,6 +18,9 @@ One ``ResNet`` class covers the family; every variant is a field of ``ResNetConf
   residual branches per sample, with a rate rising linearly to ``drop_path_rate`` at the last block.
 - Shortcut option A of the ResNet paper (``shortcut="A"``): parameter-free identity shortcuts that subsample
   with stride 2 and zero-pad the new channels (the CIFAR ResNets of ``resnet_cifar`` use it).
+- Plain networks (``shortcut="none"``): the same layers without any shortcut, neither identity nor projection,
+  so no block adds its input back: the ResNet paper's "plain" baselines (section 4.1) and the "noshort" nets of
+  Li et al. 2018, Visualizing the Loss Landscape of Neural Nets.
 
 The ten networks torchvision also has (resnet18 ... wide_resnet101_2) match it exactly: parameters, MACs,
 and a converted state_dict loads strictly and gives the same outputs.
@@ -71,7 +74,7 @@ _WRN_PAPER = "Zagoruyko & Komodakis 2016, Wide Residual Networks"
 
 BLOCK_TYPES = ("basic", "bottleneck")
 STEM_TYPES = ("", "deep", "cifar")
-SHORTCUT_TYPES = ("A", "B")
+SHORTCUT_TYPES = ("A", "B", "none")
 EXPANSION = {"basic": 1, "bottleneck": 4}  # block output channels = expansion x stage width (x k if basic)
 
 
@@ -148,10 +151,14 @@ class _ResidualBlock(nn.Module):
 
     downsample: nn.Module | None
     last: str  # the unit that closes the residual branch
+    skip: bool  # False in a plain network: the block is its branch alone, nothing is added back
 
     def _close(self, downsample: nn.Module | None, drop_path_rate: float,
-               act_layer: LayerFactory | None = None) -> None:
+               act_layer: LayerFactory | None = None, skip: bool = True) -> None:
         # Registered after the branch's layers, so the state_dict lists them in network order.
+        if not skip and (downsample is not None or drop_path_rate > 0):
+            raise ConfigError("a block without a shortcut has no projection and no branch to drop")
+        self.skip = skip
         self.downsample = downsample
         self.drop_path = make_drop_path(drop_path_rate)
         if act_layer is not None:
@@ -159,19 +166,22 @@ class _ResidualBlock(nn.Module):
 
 
 class _PostActBlock(_ResidualBlock):
-    """Frame of BasicBlock and Bottleneck: act(drop_path(residual(x)) + shortcut(x))."""
+    """Frame of BasicBlock and Bottleneck: act(drop_path(residual(x)) + shortcut(x)); act(residual(x)) if plain."""
 
     def zero_init_last(self) -> None:
         """Zero the last norm's scale so the block starts as the identity (Goyal et al. 2017)."""
         zero_norm_weight(getattr(getattr(self, self.last), "bn", None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.act(self.drop_path(self.residual(x)) + shortcut)
+        out = self.drop_path(self.residual(x))
+        if self.skip:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.act(out)
 
 
 class _PreActBlock(_ResidualBlock):
-    """Frame of the pre-activation blocks: drop_path(residual(norm1(x))) + shortcut, no activation after."""
+    """Frame of the pre-activation blocks: drop_path(residual(norm1(x))) + shortcut (none if plain), no activation
+    after."""
 
     def zero_init_last(self) -> None:
         """Zero the last conv so the block starts as the identity (no norm follows it here)."""
@@ -179,9 +189,11 @@ class _PreActBlock(_ResidualBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.norm1(x)
+        out = self.drop_path(self.residual(pre))
+        if not self.skip:
+            return out
         # A shape-changing shortcut reads the activated input, as in the paper's code; identity reads x.
-        shortcut = x if self.downsample is None else self.downsample(pre)
-        return self.drop_path(self.residual(pre)) + shortcut
+        return out + (x if self.downsample is None else self.downsample(pre))
 
 
 class BasicBlock(_PostActBlock):
@@ -191,12 +203,12 @@ class BasicBlock(_PostActBlock):
 
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1, downsample: nn.Module | None = None,
                  norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU,
-                 drop_path_rate: float = 0.0, drop_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, drop_rate: float = 0.0, skip: bool = True) -> None:
         super().__init__()
         self.conv1 = _conv_norm(in_chs, out_chs, 3, stride, norm_layer=norm_layer, act_layer=act_layer)
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()  # WRN's dropout between convs
         self.conv2 = _conv_norm(out_chs, out_chs, 3, norm_layer=norm_layer, act_layer=None)
-        self._close(downsample, drop_path_rate, act_layer)
+        self._close(downsample, drop_path_rate, act_layer, skip)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.drop(self.conv1(x)))
@@ -210,13 +222,13 @@ class Bottleneck(_PostActBlock):
     def __init__(self, in_chs: int, mid_chs: int, out_chs: int, stride: int = 1,
                  downsample: nn.Module | None = None, groups: int = 1, stride_in_1x1: bool = False,
                  norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, skip: bool = True) -> None:
         super().__init__()
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = _conv_norm(in_chs, mid_chs, 1, s1, norm_layer=norm_layer, act_layer=act_layer)
         self.conv2 = _conv_norm(mid_chs, mid_chs, 3, s3, groups, norm_layer=norm_layer, act_layer=act_layer)
         self.conv3 = _conv_norm(mid_chs, out_chs, 1, norm_layer=norm_layer, act_layer=None)
-        self._close(downsample, drop_path_rate, act_layer)
+        self._close(downsample, drop_path_rate, act_layer, skip)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.conv2(self.conv1(x)))
@@ -229,14 +241,14 @@ class PreActBasicBlock(_PreActBlock):
 
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1, downsample: nn.Module | None = None,
                  norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU,
-                 drop_path_rate: float = 0.0, drop_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, drop_rate: float = 0.0, skip: bool = True) -> None:
         super().__init__()
         self.norm1 = NormAct(in_chs, norm_layer, act_layer)
         self.conv1 = _conv(in_chs, out_chs, 3, stride)
         self.norm2 = NormAct(out_chs, norm_layer, act_layer)
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()  # WRN's dropout between convs
         self.conv2 = _conv(out_chs, out_chs, 3)
-        self._close(downsample, drop_path_rate)
+        self._close(downsample, drop_path_rate, skip=skip)
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.drop(self.norm2(self.conv1(pre))))
@@ -250,7 +262,7 @@ class PreActBottleneck(_PreActBlock):
     def __init__(self, in_chs: int, mid_chs: int, out_chs: int, stride: int = 1,
                  downsample: nn.Module | None = None, groups: int = 1, stride_in_1x1: bool = False,
                  norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.ReLU,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, skip: bool = True) -> None:
         super().__init__()
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.norm1 = NormAct(in_chs, norm_layer, act_layer)
@@ -259,7 +271,7 @@ class PreActBottleneck(_PreActBlock):
         self.conv2 = _conv(mid_chs, mid_chs, 3, s3, groups)
         self.norm3 = NormAct(mid_chs, norm_layer, act_layer)
         self.conv3 = _conv(mid_chs, out_chs, 1)
-        self._close(downsample, drop_path_rate)
+        self._close(downsample, drop_path_rate, skip=skip)
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.norm3(self.conv2(self.norm2(self.conv1(pre)))))
@@ -283,7 +295,7 @@ class ResNetConfig:
     avg_down: bool = False  # ResNet-D: average-pool then stride-1 1x1 conv in projection shortcuts
     stride_in_1x1: bool = False  # ResNet-A: a bottleneck downsamples in its first 1x1 conv instead of the 3x3
     preact: bool = False  # pre-activation blocks (Identity Mappings) with a final norm-act before pooling
-    shortcut: str = "B"  # where the shape changes: "B" 1x1 projection, "A" zero-padded identity
+    shortcut: str = "B"  # where the shape changes: "B" 1x1 projection, "A" zero-padded identity; "none": plain
 
     def __post_init__(self) -> None:
         check_choice("block", self.block, BLOCK_TYPES)
@@ -300,7 +312,7 @@ class ResNetConfig:
                               "or block='bottleneck' for ResNeXt")
         if self.block == "basic" and self.stride_in_1x1:
             raise ConfigError("stride_in_1x1 (ResNet-A) applies to bottleneck blocks only")
-        if self.avg_down and self.shortcut == "A":
+        if self.avg_down and self.shortcut != "B":
             raise ConfigError("avg_down (ResNet-D) changes projection shortcuts; it needs shortcut='B'")
 
     @property
@@ -330,7 +342,7 @@ def _make_stem(cfg: ResNetConfig, in_chans: int, norm_layer: LayerFactory,
 
 def _make_shortcut(cfg: ResNetConfig, in_chs: int, out_chs: int, stride: int,
                    norm_layer: LayerFactory) -> nn.Module | None:
-    if stride == 1 and in_chs == out_chs:
+    if cfg.shortcut == "none" or (stride == 1 and in_chs == out_chs):
         return None
     if cfg.shortcut == "A":
         return PadShortcut(in_chs, out_chs, stride)
@@ -346,14 +358,14 @@ def _make_block(cfg: ResNetConfig, in_chs: int, planes: int, stride: int, drop_p
         block_cls = PreActBasicBlock if cfg.preact else BasicBlock
         downsample = _make_shortcut(cfg, in_chs, out_chs, stride, norm_layer)
         return block_cls(in_chs, out_chs, stride, downsample, norm_layer=norm_layer, act_layer=act_layer,
-                         drop_path_rate=drop_path_rate, drop_rate=drop_rate), out_chs
+                         drop_path_rate=drop_path_rate, drop_rate=drop_rate, skip=cfg.shortcut != "none"), out_chs
     out_chs = planes * cfg.expansion
     mid_chs = bottleneck_width(planes, cfg.width_per_group, cfg.groups, cfg.width_factor)
     block_cls = PreActBottleneck if cfg.preact else Bottleneck
     downsample = _make_shortcut(cfg, in_chs, out_chs, stride, norm_layer)
     return block_cls(in_chs, mid_chs, out_chs, stride, downsample, groups=cfg.groups,
                      stride_in_1x1=cfg.stride_in_1x1, norm_layer=norm_layer, act_layer=act_layer,
-                     drop_path_rate=drop_path_rate), out_chs
+                     drop_path_rate=drop_path_rate, skip=cfg.shortcut != "none"), out_chs
 
 
 class ResNet(ZooModel):
@@ -377,6 +389,9 @@ class ResNet(ZooModel):
             check_rate(name, rate)
         if block_drop_rate > 0 and cfg.block != "basic":
             raise ConfigError("block_drop_rate (dropout between the two convs, as in WRNs) needs basic blocks")
+        if cfg.shortcut == "none" and (drop_path_rate > 0 or zero_init_residual):
+            raise ConfigError("a plain network (shortcut='none') has no residual branches: leave out drop_path_rate "
+                              "and zero_init_residual (zeroing a block's last norm would cut the network)")
         self.cfg = cfg
         self.stem, reduction = _make_stem(cfg, in_chans, norm_layer, act_layer)
 

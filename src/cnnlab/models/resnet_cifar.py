@@ -6,6 +6,10 @@ with a one-conv stem (3x3, stride 1, no max-pool), so the stages see 32x32, 16x1
 - ``resnet20/32/44/56/110`` (6n + 2 layers): a 3x3 conv of 16 channels, three stages of n basic blocks with
   16, 32, 64 channels, global average pooling, a 10-way linear. Shortcuts are the paper's option A by default
   (parameter-free: strided subsampling and zero-padded channels); ``shortcut="B"`` uses 1x1 projections.
+- ``plain20/32/44/56/110``: the same networks without shortcuts (``shortcut="none"``), the paper's "plain"
+  baselines of section 4.2 and Li et al. 2018's "noshort" nets (Visualizing the Loss Landscape of Neural Nets).
+  Option-A shortcuts have no parameters, so a plain net has exactly its ResNet's parameters and layers ("our
+  residual models have exactly the same depth, width, and number of parameters as the plain counterparts").
 - ``resnet18_cifar`` and ``preact_resnet18_cifar``: ResNet-18 (64 ... 512 channels) on the one-conv stem, the
   widely used CIFAR form; the second with pre-activation blocks (He et al. 2016, Identity Mappings in Deep
   Residual Networks) and a final BN-ReLU before pooling.
@@ -34,7 +38,8 @@ _WRN_PAPER = "Zagoruyko & Komodakis 2016, Wide Residual Networks"
 
 
 def cifar_resnet_config(depth: int, shortcut: str = "A") -> ResNetConfig:
-    """The ResNet paper's CIFAR network of ``depth`` = 6n + 2 layers (n basic blocks per stage)."""
+    """The ResNet paper's CIFAR network of ``depth`` = 6n + 2 layers (n basic blocks per stage); ``shortcut="none"``
+    makes it the plain network of the same depth."""
     if depth < 8 or (depth - 2) % 6:
         raise ConfigError(f"a CIFAR ResNet has 6n + 2 layers (20, 32, 44, 56, 110, ...), got depth {depth}")
     n = (depth - 2) // 6
@@ -56,6 +61,13 @@ def _wrn(depth: int, k: int, doc: str) -> Variant:
     return Variant(wide_resnet_config(depth, k), doc, entry={"paper": _WRN_PAPER})
 
 
+def _plain(depth: int, params: str) -> Variant:
+    n = (depth - 2) // 6
+    return Variant(cifar_resnet_config(depth, shortcut="none"),
+                   f"Plain-{depth}: ResNet-{depth}'s {depth - 1} convs (3 x {n} two-conv blocks at 16/32/64 channels) "
+                   f"and linear without shortcuts ({params} parameters).")
+
+
 VARIANTS: dict[str, Variant] = {
     "resnet20": Variant(cifar_resnet_config(20), "CIFAR ResNet-20: 3 x 3 basic blocks at 16/32/64 channels, "
                                                  "option-A shortcuts (0.27M parameters)."),
@@ -64,6 +76,11 @@ VARIANTS: dict[str, Variant] = {
     "resnet56": Variant(cifar_resnet_config(56), "CIFAR ResNet-56: 3 x 9 basic blocks (853,018 parameters; "
                                                  "855,770 with shortcut='B')."),
     "resnet110": Variant(cifar_resnet_config(110), "CIFAR ResNet-110: 3 x 18 basic blocks (1.7M parameters)."),
+    "plain20": _plain(20, "0.27M"),
+    "plain32": _plain(32, "0.46M"),
+    "plain44": _plain(44, "0.66M"),
+    "plain56": _plain(56, "853,018"),
+    "plain110": _plain(110, "1.7M"),
     "resnet18_cifar": Variant(ResNetConfig("basic", (2, 2, 2, 2), stem_type="cifar"), "ResNet-18 for 32x32 "
                               "images: 3x3 stride-1 stem without max-pool, projection shortcuts."),
     "preact_resnet18_cifar": Variant(ResNetConfig("basic", (2, 2, 2, 2), stem_type="cifar", preact=True),

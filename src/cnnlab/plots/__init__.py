@@ -47,6 +47,16 @@ from cnnlab.plots.explain import (
     sanity_curves,
     sanity_maps,
 )
+from cnnlab.plots.landscape import (
+    curvature_map,
+    default_levels,
+    landscape_contours,
+    landscape_curves,
+    landscape_surface,
+    landscape_trajectory,
+    skip_connection_figure,
+    training_error_curves,
+)
 from cnnlab.plots.segmentation import (
     class_palette,
     overlay_labels,
@@ -67,6 +77,8 @@ __all__ = [
     "class_palette",
     "complexity_chart",
     "confusion_matrix",
+    "curvature_map",
+    "default_levels",
     "design_space_edfs",
     "embedding_scatter",
     "ensemble_figure",
@@ -76,6 +88,10 @@ __all__ = [
     "fine_tuning_figure",
     "fit_limits",
     "image_grid",
+    "landscape_contours",
+    "landscape_curves",
+    "landscape_surface",
+    "landscape_trajectory",
     "learning_curves",
     "learning_rate_figure",
     "neighbour_grid",
@@ -89,5 +105,7 @@ __all__ = [
     "sanity_maps",
     "segmentation_overlays",
     "settle_layout",
+    "skip_connection_figure",
+    "training_error_curves",
     "variants_figure",
 ]

@@ -213,6 +213,11 @@ class TrainConfig:
         "every --log-every steps), so a kill loses at most about that much training; 0 = off",
     )
     checkpoint_every: int = _f(0, "also checkpoint every N steps within an epoch (0 = off)")
+    keep_epochs: bool = _f(
+        False,
+        "also keep the weights before training and after every epoch as RUN/epochs/epoch-NNN.pt (plain "
+        "state_dicts), e.g. for the trajectory of `cnnlab landscape --trajectory RUN`",
+    )
     log_every: int = _f(20, "steps between progress-bar updates (each one syncs the device)")
     time_budget: float | None = _f(
         None,

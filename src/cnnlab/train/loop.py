@@ -207,6 +207,8 @@ def _set_up(
             state.total_steps = None  # the epochs asked for replace where a time budget had cut the schedule
         run.say(f"resuming {cfg.out} at epoch {state.epoch + 1}, step {state.step_in_epoch} of the epoch")
     run.log.write_json("config.json", cfg.to_dict())
+    if ckpt is None:
+        _keep_epoch(run, state)  # the trajectory starts at the initial weights
     run.session_start, run.wall_at_start = session_start, state.wall_seconds
     # The set-up (data, model) is on the clock; every rank takes rank 0's, so that budget plans agree.
     state.wall_seconds = run.last_save_wall = main_value(run.local_wall(), env, device)
@@ -325,6 +327,7 @@ def _end_epoch(run: Run, state: TrainState) -> None:
         run.best_weights = {k: v.detach().clone() for k, v in run.eval_model.state_dict().items()}
     run.budget.at_epoch_end(state)
     _save_last(run, state)
+    _keep_epoch(run, state)
     if improved and run.env.is_main:
         best = BestCheckpoint(run.cfg, run.data.meta, run.best_weights, state.epoch, state.global_step, state.best_val)
         save_torch_atomic(best.to_dict(), run.run_dir / "best.pt")
@@ -354,6 +357,12 @@ def _save_last(run: Run, state: TrainState) -> None:
         run.log.write_jsonl("curve.jsonl", state.curve)  # kept in step with the checkpoint
     except DiskFullError as err:
         raise DiskFullError(f"{err.where}; stopped at step {state.global_step}: {run.last_good()}", err.where) from err
+
+
+def _keep_epoch(run: Run, state: TrainState) -> None:
+    """--keep-epochs: the weights after ``state.epoch`` epochs (0: before training) as epochs/epoch-NNN.pt."""
+    if run.cfg.keep_epochs and run.env.is_main:
+        save_torch_atomic(run.model.state_dict(), run.run_dir / "epochs" / f"epoch-{state.epoch:03d}.pt")
 
 
 def _finish(run: Run, state: TrainState) -> dict:

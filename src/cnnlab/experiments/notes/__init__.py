@@ -8,4 +8,6 @@ from cnnlab.experiments.notes import (  # noqa: F401, I001  (imported to registe
     ensembles,
     fine_tuning,
     augmentation,
+    degradation,
+    skip_connections,
 )
