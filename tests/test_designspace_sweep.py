@@ -165,7 +165,7 @@ def test_a_killed_ray_sweep_restarts_with_exactly_n_results_and_no_duplicates(sa
         ray.shutdown()
     keys = [r.key for r in read_record(sweep / "runs-e1" / "results.jsonl")]
     assert len(keys) == N and sorted(keys) == sorted(r.key for r in results)
-    assert all(r.status == "ok" for r in results)
+    assert all(r.status == "ok" for r in results), [r.error for r in results]
 
 
 def test_the_cli_samples_runs_plots_and_analyzes(fashion_dir, tmp_path, capsys, monkeypatch):

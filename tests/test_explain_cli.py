@@ -35,14 +35,14 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 @pytest.fixture(scope="module")
 def lenet_run(tmp_path_factory):
-    """A LeNet-5 (ReLU) run trained for about five seconds; (run directory, data folder)."""
+    """A LeNet-5 (ReLU) run trained for two epochs of 6000 images (a fixed amount, not a time budget); (run directory, data folder)."""
     root = tmp_path_factory.mktemp("explain")
     if (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
         data = FASHION
     else:
         data = make_idx_dataset(root / "data", n_train=3000, n_test=600)
-    argv = ["train", "lenet5_relu", "--data", "fashion-mnist", "--data-dir", str(data), "--epochs", "1",
-            "--time-budget", "5", "--batch-size", "64", "--val-split", "500", "--threads", "1", "--quiet",
+    argv = ["train", "lenet5_relu", "--data", "fashion-mnist", "--data-dir", str(data), "--epochs", "2",
+            "--train-subset", "6000", "--batch-size", "64", "--val-split", "500", "--threads", "1", "--quiet",
             "--device", "cpu", "--no-download", "--out", str(root / "run")]
     assert main(argv) == 0
     return root / "run", data

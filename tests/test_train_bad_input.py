@@ -178,6 +178,15 @@ def test_model_options_of_the_wrong_type_name_the_option():
     assert model.num_classes == 10
 
 
+def test_an_option_that_takes_a_number_or_a_list_accepts_both():
+    # anynet's group_widths is `int | Sequence[int]`: one shared width or one per stage
+    per_stage = build_model(TrainConfig(model="anynet", model_args={"group_widths": [8, 8]}), 10, 1)
+    shared = build_model(TrainConfig(model="anynet", model_args={"group_widths": 8}), 10, 1)
+    assert sum(p.numel() for p in per_stage.parameters()) == sum(p.numel() for p in shared.parameters())
+    with pytest.raises(ConfigError, match=r"anynet: model option stem_width must be a whole number"):
+        build_model(TrainConfig(model="anynet", model_args={"stem_width": "wide"}), 10, 1)
+
+
 def test_an_image_folder_of_one_class_is_refused(tmp_path, capsys):
     folder = make_image_folder(tmp_path / "pets", per_class=4, classes=("cat",), size=16)
     argv = ["train", TINY, "--data", str(folder), "--epochs", "1", "--val-split", "0", "--batch-size", "2",

@@ -51,10 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "PCA plane of the training trajectory (--trajectory, a run trained with --keep-epochs). The "
                     "grid is written to OUT/landscape.npz + landscape.json as it fills: rerun the same command to "
                     "finish a killed run. Figures: OUT/contour.png, surface.png (2-D), landscape_1d.png (1-D), "
-                    "trajectory.png, curvature.png.\n\nexamples:\n"
-                    "  cnnlab landscape runs/resnet56 --out land/resnet56 --grid 25 --range -1:1 --hessian\n"
-                    "  cnnlab landscape runs/a/last.pt --to runs/b/last.pt --dims 1 --out land/a-b\n"
-                    "  torchrun --nproc_per_node=2 -m cnnlab.cli landscape runs/resnet56 --out land/r56 --threads 1",
+                    "trajectory.png, curvature.png. Over several processes: torchrun --nproc_per_node=2 -m cnnlab.cli "
+                    "landscape runs/resnet56 --out land/r56 --threads 1",
+        epilog="examples:\n"
+               "  cnnlab landscape runs/resnet56 --out land/resnet56 --grid 25 --range -1:1 --hessian\n"
+               "  cnnlab landscape runs/a/last.pt --to runs/b/last.pt --dims 1 --out land/a-b",
     )
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory or a .pt checkpoint")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the grid, figures and summary")

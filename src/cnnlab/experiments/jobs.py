@@ -239,6 +239,8 @@ def _run_ray(todo: Sequence[Job], out: Path, threads: int | None, address: str |
     finally:
         for ref in pending:  # left unfinished by an interruption: their trials run again on restart
             ray.cancel(ref, force=True)
+        if pending:  # a restart must not find a dying worker still holding its run folder's lock
+            ray.wait(list(pending), num_returns=len(pending), timeout=60)
         if started_here:
             ray.shutdown()
 

@@ -122,6 +122,30 @@ PAPERS: tuple[Paper, ...] = (
         ("A contracting path captures context and a symmetric expanding path localizes; skip connections",
          "concatenate each encoder map into the decoder at its scale, so few training images suffice."),
     ),
+    Paper(
+        "Visualizing and Understanding Convolutional Networks",
+        "M. D. Zeiler, R. Fergus", 2014, "ECCV 2014",
+        ("A deconvolutional network projects activations back to pixels; what it showed led to AlexNet with a",
+         "7x7 stride-2 first layer and stride-2 second layer (ZFNet), fewer dead filters and better accuracy."),
+    ),
+    Paper(
+        "Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate Shift",
+        "S. Ioffe, C. Szegedy", 2015, "ICML 2015",
+        ("Normalize each channel over the mini-batch, then scale and shift with learned parameters; BN-Inception",
+         "trains with 30x higher learning rates, in 14x fewer steps, and drops dropout and the 5x5 branch."),
+    ),
+    Paper(
+        "FractalNet: Ultra-Deep Neural Networks without Residuals",
+        "G. Larsson, M. Maire, G. Shakhnarovich", 2017, "ICLR 2017",
+        ("A fractal expansion rule joins paths of depth 1, 2, 4, ... by averaging; very deep networks train",
+         "without identity shortcuts, and drop-path regularization lets any single column stand alone."),
+    ),
+    Paper(
+        "ConvNet layer patterns",
+        "A. Karpathy et al. (CS231n course notes)", 2016, "Stanford CS231n: Convolutional Neural Networks for Visual Recognition",
+        ("The common architecture INPUT -> [[CONV -> RELU]*N -> POOL?]*M -> [FC -> RELU]*K -> FC: stacks of",
+         "small 3x3 convolutions before each pooling see as far as one large filter with fewer parameters."),
+    ),
 )
 
 

@@ -47,7 +47,7 @@ from cnnlab.models.layers import ConvNormAct, LayerFactory, check_rate, classifi
 
 __all__ = ["DEFAULT_SPEC", "LayerSpec", "PatternHead", "PatternNet", "parse_pattern", "pattern", "pattern_spec"]
 
-SOURCE = ("CS231n notes (Karpathy), ConvNet layer patterns: INPUT -> [[CONV -> RELU]*N -> POOL?]*M -> "
+SOURCE = ("CS231n notes (Karpathy) 2016, ConvNet layer patterns: INPUT -> [[CONV -> RELU]*N -> POOL?]*M -> "
           "[FC -> RELU]*K -> FC")
 DEFAULT_SPEC = "[[conv3-32]*2 -> pool]*2 -> [fc-256]*1"
 _GRAMMAR = ("write layers as convK-C (KxK conv, C channels), pool (2x2 max), fc-D (D units), joined by '->', "

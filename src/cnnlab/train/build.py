@@ -69,7 +69,9 @@ def _scalar_type(hint: object, default: object) -> type | None:
     """bool, int or float when a builder argument is declared (or defaults to) one of them, else None."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        hint = args[0] if len(args) == 1 else None
+        if len(args) != 1:  # e.g. int | Sequence[int]: a list is as welcome as a number
+            return None
+        hint = args[0]
     if hint in _NUMBER_NAMES:
         return hint
     return type(default) if hint is None and type(default) in _NUMBER_NAMES else None
