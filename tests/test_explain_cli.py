@@ -35,7 +35,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 @pytest.fixture(scope="module")
 def lenet_run(tmp_path_factory):
-    """A LeNet-5 (ReLU) run trained for two epochs of 6000 images (a fixed amount, not a time budget); (run directory, data folder)."""
+    """A LeNet-5 (ReLU) run trained for two epochs of 6000 images (not a time budget); (run dir, data folder)."""
     root = tmp_path_factory.mktemp("explain")
     if (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
         data = FASHION

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from cnnlab.data.errors import DatasetFileError, DatasetNotFoundError
 from cnnlab.data.readers import list_image_folder
+from cnnlab.errors import ConfigError
 
 __all__ = ["FolderDataset", "find_folder_splits", "load_image"]
 
@@ -64,7 +65,7 @@ class FolderDataset(Dataset):
         if classes is not None and found != classes:
             raise DatasetFileError(f"{root} has classes {found}, but the training folder has {classes}")
         if scale is not None and not size <= scale[0] <= scale[1]:
-            raise ValueError(f"the training scales {scale[0]}..{scale[1]} must be at least the crop size {size}")
+            raise ConfigError(f"the training scales {scale[0]}..{scale[1]} must be at least the crop size {size}")
         self.root = Path(root)
         self.samples = samples
         self.classes = found

@@ -10,13 +10,15 @@ from collections.abc import Iterator
 
 import torch
 
+from cnnlab.errors import InputSizeError
+
 __all__ = ["five_crop_corners", "ten_crop"]
 
 
 def five_crop_corners(height: int, width: int, size: int) -> list[tuple[int, int]]:
     """(top, left) of the four corner crops and the centre crop of side ``size``, in that order."""
     if size > min(height, width):
-        raise ValueError(f"a {size}x{size} crop does not fit in a {height}x{width} image")
+        raise InputSizeError(f"a {size}x{size} crop does not fit in a {height}x{width} image")
     bottom, right = height - size, width - size
     return [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
 

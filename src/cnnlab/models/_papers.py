@@ -142,7 +142,8 @@ PAPERS: tuple[Paper, ...] = (
     ),
     Paper(
         "ConvNet layer patterns",
-        "A. Karpathy et al. (CS231n course notes)", 2016, "Stanford CS231n: Convolutional Neural Networks for Visual Recognition",
+        "A. Karpathy et al. (CS231n course notes)", 2016,
+        "Stanford CS231n: Convolutional Neural Networks for Visual Recognition",
         ("The common architecture INPUT -> [[CONV -> RELU]*N -> POOL?]*M -> [FC -> RELU]*K -> FC: stacks of",
          "small 3x3 convolutions before each pooling see as far as one large filter with fewer parameters."),
     ),

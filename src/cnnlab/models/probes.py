@@ -26,6 +26,7 @@ from functools import partial
 
 from torch import nn
 
+from cnnlab.errors import ConfigError
 from cnnlab.models._base import FeatureInfo, ZooModel
 from cnnlab.models._registry import register_model
 from cnnlab.models.googlenet import Inception, InceptionSpec
@@ -43,11 +44,11 @@ class ProbeVGG(ZooModel):
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if not widths or min(widths) < 1:
-            raise ValueError(f"widths must be one or more positive channel counts, got {widths}")
+            raise ConfigError(f"widths must be one or more positive channel counts, got {widths}")
         if convs_per_stage < 1:
-            raise ValueError(f"convs_per_stage must be 1 or more, got {convs_per_stage}")
+            raise ConfigError(f"convs_per_stage must be 1 or more, got {convs_per_stage}")
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (it keeps the map size with padding (k-1)/2), got {kernel_size}")
+            raise ConfigError(f"kernel_size must be odd (padding (k-1)/2 keeps the map size), got {kernel_size}")
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, widths[-1]
         self.min_input_size = 2 ** (len(widths) + 1)  # the stem and every stage halve the map
         conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
@@ -86,7 +87,7 @@ class ProbeInception(ZooModel):
                  act_layer: LayerFactory = nn.ReLU) -> None:
         super().__init__()
         if width_mult <= 0:
-            raise ValueError(f"width_mult must be positive, got {width_mult}")
+            raise ConfigError(f"width_mult must be positive, got {width_mult}")
         self.num_classes, self.in_chans, self.reductions = num_classes, in_chans, reductions
         self.min_input_size = 4
         scale = partial(_scaled, mult=width_mult)

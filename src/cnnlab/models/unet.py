@@ -235,7 +235,7 @@ class UNet(ZooModel):
         if self.padding == "valid":
             if valid_output_size(h, self.depth) is None or valid_output_size(w, self.depth) is None:
                 nh, nw = valid_input_size(h, self.depth), valid_input_size(w, self.depth)
-                raise ValueError(
+                raise InputSizeError(
                     f"{self._label()} (valid convolutions, depth {self.depth}) cannot take {h}x{w}: every map "
                     f"before a 2x2 pool needs an even side; the next sizes it takes are {nh}x{nw}"
                 )
