@@ -772,11 +772,13 @@ def _outputs(tracer: _Tracer, out: object, lengths: tuple[int, ...]) -> list[dic
 
 
 def summary(model: nn.Module | str, input_size: Sequence[int] | str | None = None, depth: int | None = None,
-            *, input_data: InputData | None = None, **model_kwargs: Any) -> Summary:
+            *, input_data: InputData | None = None, model_options: dict[str, Any] | None = None,
+            **model_kwargs: Any) -> Summary:
     """Per-layer shapes, parameters, MACs, FLOPs, activation memory and receptive fields of ``model``.
 
     ``model`` is any ``nn.Module`` or a registered name (built on meta with ``in_chans`` from the input
-    and ``model_kwargs``). Give one image's size, ``(C, H, W)`` or ``"1x28x28"`` (a registered name
+    and ``model_kwargs``; ``model_options`` holds options whose names ``summary`` itself takes, such as
+    U-Net's ``depth``). Give one image's size, ``(C, H, W)`` or ``"1x28x28"`` (a registered name
     defaults to its family's standard input), or example inputs ``input_data``: a tensor with its batch
     dimension, a tuple or list of positional arguments, or a dict of keyword arguments, of any dtype
     (token ids, masks, lists of images). Fields are measured on the first floating input with channels
@@ -786,7 +788,7 @@ def summary(model: nn.Module | str, input_size: Sequence[int] | str | None = Non
     """
     if depth is not None and depth < 0:
         raise ConfigError(f"depth must be 0 or more, got {depth}")
-    module, size = _resolve(model, input_size, input_data, model_kwargs)
+    module, size = _resolve(model, input_size, input_data, {**(model_options or {}), **model_kwargs})
     dtype = _model_dtype(module)
     if input_data is not None:
         inputs = _as_inputs(input_data)

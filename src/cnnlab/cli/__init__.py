@@ -24,8 +24,10 @@ from cnnlab.errors import CnnlabError
 
 __all__ = ["build_parser", "main"]
 
-# Built-in types still raised for user mistakes by modules not yet moved to cnnlab.errors.
-_LEGACY_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError)
+# A path the user named that is missing or closed to us: the system's message names it, which is all
+# there is to say. Every other user mistake is a CnnlabError; any other exception is a bug and keeps
+# its traceback.
+_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 # In the order --help shows them.
 _MODULES = (_zoo, _train, _explain, _landscape, _designspace, _experiment, _data)
@@ -59,9 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
-    except (CnnlabError, *_LEGACY_USER_ERRORS) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"cnnlab: error: {msg}", file=sys.stderr)
+    except (CnnlabError, *_PATH_ERRORS) as err:
+        print(f"cnnlab: error: {err}", file=sys.stderr)
         return 2
     finally:
         if previous is not None:

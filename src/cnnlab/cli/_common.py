@@ -41,6 +41,28 @@ class _RawExampleFormatter(argparse.RawDescriptionHelpFormatter):
 _EXAMPLES = "examples:"
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (argparse turns the error into a one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
 def examples(*lines: str, raw_description: bool = False) -> dict[str, Any]:
     """``add_parser`` keywords that end a subcommand's ``--help`` with example command lines
     (``raw_description``: the description keeps its own line breaks too)."""

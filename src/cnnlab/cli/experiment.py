@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnlab.cli._common import UsageError, examples, say
+from cnnlab.cli._common import UsageError, examples, positive_int, say
 
 __all__ = ["register"]
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from cnnlab.experiments.catalogue import list_experiments, run_experiment
+    from cnnlab.experiments.catalogue import get_experiment, list_experiments, run_experiment
 
     if args.list or not args.name:
         if not args.list:
@@ -20,6 +20,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             minutes = ", ".join(f"{b} ~{m:g} min" for b, m in cls.minutes.items())
             print(f"{cls.name:26s} {cls.claim} [{cls.source}; {minutes} on 2 cores]")
         return 0 if args.list else 2
+    get_experiment(args.name)  # an unknown name is the first thing to hear about
     if not args.out:
         raise UsageError("give --out DIR: the experiment writes figure.png, results.json and verdict.md there")
     data = {"data": args.data, **({"data_dir": args.data_dir} if args.data_dir else {})}
@@ -53,11 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="where the runs, figure, numbers and verdict go")
     p.add_argument("--budget", choices=("quick", "full"), default="quick",
                    help="quick: about 10 minutes on 2 cores (subsets, few epochs); full: about an hour")
-    p.add_argument("--seeds", type=int, default=3, help="independent runs per setting (default: 3)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="independent runs per setting (default: 3)")
     p.add_argument("--data", default="fashion-mnist", help="data set (default: fashion-mnist)")
     p.add_argument("--data-dir", help="folder holding the data files")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="run the trainings here (local) or as Ray tasks on a cluster (ray)")
-    p.add_argument("--workers", type=int, default=1, help="local: parallel training processes (default: 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="local: parallel training processes (default: 1)")
     p.add_argument("--address", help="ray: cluster address (auto or HOST:PORT; default: a private local Ray)")
     p.set_defaults(func=_cmd_experiment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli._common import examples, print_json_or, say
+from cnnlab.cli._common import examples, positive_int, print_json_or, say
 
 __all__ = ["register"]
 
@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="one or more methods or groups (space- or comma-separated), e.g. saliency gradcam, or all")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--images", nargs="+", metavar="FILE", help="image files to explain (PNG, JPEG, ...)")
-    source.add_argument("--from-test", type=int, metavar="N", help="explain the first N images of the test split")
+    source.add_argument("--from-test", type=positive_int, metavar="N",
+                        help="explain the first N images of the test split")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the figures and arrays")
     p.add_argument("--target", metavar="CLASS",
                    help="class to explain: index or name, or 'label' for each test image's own class "
@@ -73,23 +74,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or any module name (default: the last stage for Grad-CAM, the first for the others)")
     p.add_argument("--filter-layer", metavar="NAME", help="convolution whose kernels 'filters' shows "
                                                           "(default: the first)")
-    p.add_argument("--window", type=int, help="occlusion square side in pixels (default: a seventh of the side)")
-    p.add_argument("--stride", type=int, help="occlusion step in pixels (default: half the window)")
-    p.add_argument("--samples", type=int, default=defaults.samples, help="SmoothGrad noisy copies per image")
+    p.add_argument("--window", type=positive_int,
+                   help="occlusion square side in pixels (default: a seventh of the side)")
+    p.add_argument("--stride", type=positive_int, help="occlusion step in pixels (default: half the window)")
+    p.add_argument("--samples", type=positive_int, default=defaults.samples, help="SmoothGrad noisy copies per image")
     p.add_argument("--channels", type=_int_list, help="channels for top-patches, e.g. 0,3,7 (default: the first 8)")
-    p.add_argument("--k", type=int, default=defaults.k, help="top patches per channel")
-    p.add_argument("--neighbours", type=int, default=defaults.neighbours, help="nearest neighbours per image")
-    p.add_argument("--steps", type=int, default=defaults.steps, help="gradient-ascent steps of class-images")
+    p.add_argument("--k", type=positive_int, default=defaults.k, help="top patches per channel")
+    p.add_argument("--neighbours", type=positive_int, default=defaults.neighbours, help="nearest neighbours per image")
+    p.add_argument("--steps", type=positive_int, default=defaults.steps, help="gradient-ascent steps of class-images")
     p.add_argument("--sanity-methods", type=_words, default=defaults.sanity_methods,
                    help="attribution methods the sanity check randomizes, comma-separated "
                         f"(default: {','.join(defaults.sanity_methods)})")
     p.add_argument("--sanity-steps", type=_steps, default=defaults.sanity_steps,
                    help="randomization depths to compute, spread over the layers, or 'all' (default: 16)")
-    p.add_argument("--max-images", type=int,
+    p.add_argument("--max-images", type=positive_int,
                    help="test images read for tsne, pca, neighbours, top-patches (default: 10000; 2000 for folders)")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--threads", type=int, default=defaults.threads, help="t-SNE threads")
+    p.add_argument("--threads", type=positive_int, default=defaults.threads, help="t-SNE threads")
     p.add_argument("--device", default=defaults.device)
     p.add_argument("--data-dir", help="folder holding the data set, if not where training found it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

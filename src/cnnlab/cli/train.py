@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from cnnlab.cli._common import UsageError, examples, print_json_or, say, smoke_caps
+from cnnlab.cli._common import UsageError, examples, positive_int, print_json_or, say, smoke_caps
 
 __all__ = ["register"]
 
@@ -99,10 +99,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                                       "weights its results report), else its last.pt")
     p.add_argument("--split", choices=("test", "val"), default="test", help="(default: test)")
     p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
-    p.add_argument("--batch-size", type=int, default=1024, help="(default: 1024)")
+    p.add_argument("--batch-size", type=positive_int, default=1024, help="(default: 1024)")
     p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with mirror images (default: as the run was trained)")
-    p.add_argument("--topk", type=int, default=5, help="also report top-k accuracy (default: 5)")
+    p.add_argument("--topk", type=positive_int, default=5, help="also report top-k accuracy (default: 5)")
     p.add_argument("--ten-crop", action="store_true",
                    help="average the softmax over ten crops per image: four corners, centre, and their mirror "
                         "images (AlexNet's test); tensor data crop the image padded by the run's --crop-padding")
@@ -149,13 +149,13 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                                   "cnnlab predict runs/seg --out runs/seg/pred --count 8"))
     p.add_argument("checkpoint", help="a checkpoint file (best.pt, last.pt) or a run directory")
     p.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
-    p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
+    p.add_argument("--topk", type=positive_int, default=5, help="classes to show per image (default: 5)")
     p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=False,
                    help="use each image's negative (255 - pixel): a dark item on white paper becomes light on "
                         "black, as Fashion-MNIST's are (default: off)")
     p.add_argument("--out", default="predictions", help="segmentation: folder for masks and overlays "
                                                           "(default: predictions)")
-    p.add_argument("--count", type=int, default=8, help="segmentation without image files: images of --split "
+    p.add_argument("--count", type=positive_int, default=8, help="segmentation without image files: images of --split "
                                                         "to label (default: 8)")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
@@ -188,8 +188,8 @@ def _add_ensemble(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoints", nargs="+", help="two or more checkpoint files or run directories")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--data-dir", help="folder holding the data files, if not where training found them")
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--topk", type=int, default=5, help="also report top-k accuracy (default: 5)")
+    p.add_argument("--batch-size", type=positive_int, default=1024)
+    p.add_argument("--topk", type=positive_int, default=5, help="also report top-k accuracy (default: 5)")
     p.add_argument("--device", default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_ensemble)

@@ -9,7 +9,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cnnlab.cli._common import UsageError, examples, print_json_or, say, smoke_caps, split_model_words
+from cnnlab.cli._common import (
+    UsageError,
+    examples,
+    positive_float,
+    positive_int,
+    print_json_or,
+    say,
+    smoke_caps,
+    split_model_words,
+)
 
 __all__ = ["register"]
 
@@ -78,7 +87,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     size = parse_input_size(args.input) if args.input else None
-    result = summary(name, size, depth=args.depth, **kwargs)
+    result = summary(name, size, depth=args.depth, model_options=kwargs)
     print(result.render(args.format, by_operator=args.by_operator), end="")
     return 0
 
@@ -99,7 +108,7 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", metavar="CxHxW", help="one image, channels first, e.g. 1x28x28 (default: the "
                                                    "family's standard)")
     p.add_argument("--depth", type=int, help="collapse modules deeper than this (1: stem, stages, head)")
-    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's)")
+    p.add_argument("--num-classes", type=positive_int, help="classifier outputs (default: the model's)")
     p.add_argument("--by-operator", action="store_true",
                    help="one row per ATen operator (calls, MACs, FLOPs) instead of one per layer")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
@@ -207,7 +216,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                    help="registered models, each with its own builder options after a colon "
                         "(vgg11:width_mult=0.25); bare KEY=VALUE words apply to every network")
     p.add_argument("--input", metavar="CxHxW", help="one image, e.g. 1x28x28 (default: each family's standard)")
-    p.add_argument("--num-classes", type=int, help="classifier outputs (default: each model's)")
+    p.add_argument("--num-classes", type=positive_int, help="classifier outputs (default: each model's)")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
     p.add_argument("--reference", choices=("imagenet",), help="show torchvision's published figures")
     p.add_argument("--weights", choices=("original", "best"), default="original",
@@ -260,13 +269,13 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", metavar="NAME[:key=value,...]",
                    help="the lineup (default: " + " ".join(DEMO_LINEUP) + ")")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N",
+    budget.add_argument("--epochs", type=positive_int, metavar="N",
                         help=f"epochs per network (default: {DEMO_SETTINGS['epochs']})")
-    budget.add_argument("--time-budget", type=float, metavar="SECONDS",
+    budget.add_argument("--time-budget", type=positive_float, metavar="SECONDS",
                         help="wall seconds per network, evaluations included, instead of a number of epochs")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--data-dir", help="folder holding the Fashion-MNIST files (else found or downloaded)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: the free cores)")
     p.add_argument("--reference", choices=("imagenet",), help="add torchvision's ImageNet figures beside")
     p.add_argument("--quiet", action=argparse.BooleanOptionalAction, help="no progress bars (default: off)")
     p.set_defaults(func=_cmd_demo)
