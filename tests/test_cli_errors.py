@@ -12,21 +12,14 @@ from cnnlab.cli import main
 def _user_error(capsys, argv: list[str]) -> str:
     """Run ``cnnlab ARGV``; assert exit 2 with one error line and no traceback; return that line."""
     capsys.readouterr()
-    with pytest.raises(SystemExit) if argv and argv[-1] == "--argparse" else _nothing():
-        code = main(argv[:-1] if argv[-1] == "--argparse" else argv)
-        assert code == 2
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own usage errors
+        code = stop.code
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "error: " in line]
-    assert len(lines) == 1 and "Traceback" not in err, err
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @pytest.mark.parametrize(
@@ -34,9 +27,9 @@ class _nothing:
     [
         (["summary", "resnet18:depth=abc"], "resnet18 takes no option 'depth'; did you mean depths?"),
         (["experiment", "no-such-claim"], "unknown experiment 'no-such-claim'"),
-        (["demo", "--epochs", "0", "--argparse"], "argument --epochs: must be 1 or more, got 0"),
-        (["demo", "--time-budget", "-3", "--argparse"], "argument --time-budget: must be a number above 0"),
-        (["explain", "runs/x", "--from-test", "many", "--argparse"], "expected a whole number, got 'many'"),
+        (["demo", "--epochs", "0"], "argument --epochs: must be 1 or more, got 0"),
+        (["demo", "--time-budget", "-3"], "argument --time-budget: must be a number above 0"),
+        (["explain", "runs/x", "--from-test", "many"], "expected a whole number, got 'many'"),
     ],
 )
 def test_bad_input_is_one_line(capsys, argv, expected):
