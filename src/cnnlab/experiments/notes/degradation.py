@@ -22,6 +22,7 @@ from cnnlab.experiments.catalogue import (
     Experiment,
     Outcome,
     Verdict,
+    combine_verdicts,
     register_experiment,
     verdict_from_difference,
 )
@@ -98,13 +99,7 @@ def degradation_verdict(errors: Mapping[str, Sequence[float]]) -> tuple[Verdict,
     residual = verdict_from_difference(errors["resnet56"], errors["resnet20"], claim_a_better=False,
                                        labels=("ResNet-56", "ResNet-20"), **pct)
     parts = {"plain-56 degrades": plain, "ResNet-56 does not": residual}
-    statuses = [v.status for v in parts.values()]
-    status = ("holds" if all(s == "holds" for s in statuses) else
-              "does not hold" if "does not hold" in statuses else "inconclusive at this budget")
-    rule = ("holds if both halves hold, does not hold if either does not, otherwise inconclusive. (1) plain-20 vs "
-            f"plain-56: {plain.rule}. (2) ResNet-56 vs ResNet-20: {residual.rule}")
-    measured = f"(1) {plain.measured}; (2) {residual.measured}"
-    return Verdict(status, rule, measured), parts
+    return combine_verdicts(list(parts.items())), parts
 
 
 @register_experiment
