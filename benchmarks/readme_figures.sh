@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Regenerates the README's explanation, design-space and segmentation figures in docs/img/ with the
+# commands the README shows beside them. On 2 cores: the demo ~10 min (skipped when runs/demo is
+# finished), explanations ~8 min, the design-space glimpse ~7 min, segmentation ~10 min.
+#   bash benchmarks/readme_figures.sh            # everything
+#   bash benchmarks/readme_figures.sh explain    # one part: explain, designspace or segmentation
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CNNLAB="${CNNLAB:-.venv/bin/python -m cnnlab}"
+OUT="${OUT:-runs/readme-figures}"
+IMG=docs/img
+parts="${*:-explain designspace segmentation}"
+mkdir -p "$OUT"
+
+for part in $parts; do
+  case "$part" in
+    explain)
+      $CNNLAB demo --out runs/demo   # resumes: finished networks are skipped
+      $CNNLAB explain runs/demo/resnet20 --method saliency guided-backprop gradcam occlusion --from-test 8 \
+        --out "$OUT/explain" --quiet
+      $CNNLAB explain runs/demo/resnet20 --method class-images tsne neighbours sanity --from-test 8 \
+        --out "$OUT/explain" --quiet
+      for m in saliency guided-backprop gradcam occlusion class-images tsne neighbours sanity; do
+        cp "$OUT/explain/$m.png" "$IMG/explain_$m.png"
+      done ;;
+    designspace)
+      for space in a e; do
+        [ -f "$OUT/ds/$space/sweep.json" ] || \
+          $CNNLAB designspace sample --space "anynetx_$space" --n 12 --seed 0 --out "$OUT/ds/$space"
+        $CNNLAB designspace run "$OUT/ds/$space" --epochs 2 --subset 6000 --workers 2
+      done
+      $CNNLAB designspace plot "$OUT/ds/a" "$OUT/ds/e" --label e2-n6000 --out "$IMG/designspace_edf.png" ;;
+    segmentation)
+      .venv/bin/python benchmarks/segmentation.py --threads 2 --out "$OUT/segmentation"
+      cp "$OUT/segmentation/overlays.png" "$IMG/segmentation_overlays.png" ;;
+    *) echo "readme_figures.sh: unknown part '$part' (explain, designspace or segmentation)" >&2; exit 2 ;;
+  esac
+done
+echo "figures in $IMG/"
