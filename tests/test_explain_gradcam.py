@@ -94,3 +94,19 @@ def test_equal_to_captum_grad_cam_and_guided_grad_cam():
     assert torch.allclose(grad_cam(model, x, t, layer="4"), theirs, atol=1e-5)
     guided = captum.GuidedGradCam(model, model[4]).attribute(x.clone(), target=t, interpolate_mode="bilinear")
     assert torch.allclose(guided_grad_cam(model, x, t, layer="4"), guided, atol=1e-5)
+
+
+def test_autograd_records_nothing_before_the_explained_layer():
+    # the layer's output is the graph's leaf: the convolution before it runs without autograd's bookkeeping
+    torch.manual_seed(0)
+    model = CamNet().eval()
+    seen: list[bool] = []
+    handle = model.features[0].register_forward_hook(lambda m, a, out: seen.append(out.requires_grad))
+    x = torch.randn(2, 3, 7, 9)
+    try:
+        cam = layer_grad_cam(model, x, 1, layer="features.2")
+    finally:
+        handle.remove()
+    assert seen == [False]
+    assert cam.shape == (2, 7, 9) and cam.abs().sum() > 0
+    assert not x.requires_grad and x.grad is None

@@ -66,3 +66,13 @@ def test_equal_to_captum_occlusion():
         x, sliding_window_shapes=(3, 5, 5), strides=(3, 3, 3), baselines=0.1, target=t, perturbations_per_eval=8)
     assert torch.allclose(ours.attribution, theirs[:, 0], atol=1e-5)
     assert torch.allclose(theirs[:, 0], theirs[:, 2])  # captum repeats the map over the channels
+
+
+def test_default_batch_holds_about_130000_pixels():
+    from cnnlab.explain.occlusion import default_batch_size
+
+    assert default_batch_size(28, 28) == 128 and default_batch_size(224, 224) == 2
+    assert default_batch_size(2000, 2000) == 1 and default_batch_size(4, 4) == 256
+    sizes = [default_batch_size(s, s) for s in range(1, 400, 7)]
+    assert all(n & (n - 1) == 0 for n in sizes)  # powers of two
+    assert sizes == sorted(sizes, reverse=True)  # never more images for bigger images

@@ -149,11 +149,13 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
 
 
 @contextmanager
-def capture_output(module: nn.Module, keep_input: bool = False) -> Iterator[dict]:
+def capture_output(module: nn.Module, keep_input: bool = False, leaf: bool = False) -> Iterator[dict]:
     """Record ``module``'s output (or input) of each forward in ``box["value"]``; the hook goes when done.
 
     The output is handed on as a copy, so an in-place operation after the layer (``ReLU(inplace=True)``)
-    cannot change the recorded tensor, and gradients with respect to it still flow.
+    cannot change the recorded tensor, and gradients with respect to it still flow. With ``leaf`` the
+    recorded output starts a new graph (a leaf that requires grad): gradients reach it without autograd
+    having recorded anything before the layer, which spares that part of the network its bookkeeping.
     """
     box: dict = {}
 
@@ -162,6 +164,8 @@ def capture_output(module: nn.Module, keep_input: bool = False) -> Iterator[dict
             box["value"] = args[0]
             return None
         if isinstance(output, torch.Tensor):
+            if leaf:
+                output = output.detach().requires_grad_(True)
             box["value"] = output
             return output.clone()
         box["value"] = output

@@ -51,8 +51,8 @@ def layer_grad_cam(model: nn.Module, images: torch.Tensor, target: Target = None
 
 
 def _chunk_cam(model: nn.Module, module: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
-    x = x.detach().clone().requires_grad_(True)  # so the layer's output is part of a graph
-    with capture_output(module) as box, torch.enable_grad():
+    # the layer's output becomes the leaf of the graph: nothing before it needs autograd's bookkeeping
+    with capture_output(module, leaf=True) as box, torch.enable_grad():
         logits = logits_of(model(x))
         acts = box.get("value")
         if not isinstance(acts, torch.Tensor) or acts.dim() != 4:
