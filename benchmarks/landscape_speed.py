@@ -18,6 +18,10 @@ off, channels-last off, bigger batches, torch.compile, and several points per fo
     python benchmarks/landscape_speed.py                       # 11x11, 2,000 images, 2 threads
     python benchmarks/landscape_speed.py --variants            # and each option alone
     python benchmarks/landscape_speed.py --quick               # 3x3 grid, 256 images: a smoke test
+
+With more than one thread the grid is also dealt to as many one-thread processes (``split_grid``), the way
+``torchrun --nproc_per_node=N -m cnnlab.cli landscape ... --threads 1`` deals it: the same cores, used as
+processes instead of threads (small convolutions at 28x28 keep one thread busier than two share).
     python benchmarks/landscape_speed.py --checkpoint runs/resnet20/last.pt   # a trained ResNet-20
 
 Without ``--checkpoint`` the network has its initial weights with batch-norm statistics measured on the
@@ -137,6 +141,28 @@ def cnnlab_grid(model: nn.Module, directions: Sequence[dict], coords: Sequence[t
     return [evaluator(point)["train_loss"] for point in coords]
 
 
+def _grid_share(task: tuple) -> list[float]:
+    """One process's share of the grid on one thread (runs in a spawned worker)."""
+    torch.set_num_threads(1)
+    model, directions, coords, images, labels, mean, std = task
+    return cnnlab_grid(model, directions, coords, images, labels, mean, std)
+
+
+def split_grid(model: nn.Module, directions: Sequence[dict], coords: Sequence[tuple[float, float]],
+               images: torch.Tensor, labels: torch.Tensor, mean: float, std: float, processes: int) -> list[float]:
+    """The grid dealt round-robin to ``processes`` one-thread processes, as ``torchrun --nproc_per_node=N
+    -m cnnlab.cli landscape ... --threads 1`` deals it (the processes' start is in the time)."""
+    import multiprocessing
+
+    shares = [list(coords[k::processes]) for k in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.map(_grid_share, [(model, directions, share, images, labels, mean, std) for share in shares])
+    losses = [0.0] * len(coords)
+    for k, part in enumerate(parts):
+        losses[k::processes] = part
+    return losses
+
+
 def vmap_grid(model: nn.Module, directions: Sequence[dict], coords: Sequence[tuple[float, float]],
               images: torch.Tensor, labels: torch.Tensor, mean: float, std: float, points: int = 4) -> list[float]:
     """``points`` grid points per forward: stacked weights through functional_call under vmap (grouped convs)."""
@@ -211,6 +237,12 @@ def main() -> None:
     diff = max_difference(ref, ours)
     rows = [{"what": "reference loop", "seconds": ref_s, "per_point": ref_s / len(coords)},
             {"what": "cnnlab", "seconds": ours_s, "per_point": ours_s / len(coords)}]
+    if args.threads > 1:  # the same cores as processes of one thread each: how torchrun splits a grid
+        split_s, split = timed(lambda: split_grid(model, directions, coords, images, labels, mean, std,
+                                                  args.threads))
+        diff = max(diff, max_difference(ref, split))
+        rows.append({"what": f"cnnlab, {args.threads} processes x 1 thread", "seconds": split_s,
+                     "per_point": split_s / len(coords)})
     print(f"{'':34s} {'seconds':>9s} {'s/point':>9s} {'speed-up':>9s}")
     for row in rows:
         print(f"{row['what']:34s} {row['seconds']:9.2f} {row['per_point']:9.3f} {ref_s / row['seconds']:8.2f}x")
@@ -238,7 +270,7 @@ def main() -> None:
         seconds, values = timed(lambda: vmap_grid(model, directions, few, images, labels, mean, std))
         rows.append({"what": "vmap, 4 points per forward", "seconds": seconds, "per_point": seconds / len(few),
                      "max_diff": max_difference(ours[: len(few)], values)})
-        for row in rows[2:]:
+        for row in rows[len(rows) - len(variants) - 1:]:
             print(f"{row['what']:34s} {row['seconds']:9.2f} {row['per_point']:9.3f} "
                   f"{ref_point / row['per_point']:8.2f}x  max|diff| {row['max_diff']:.1e}")
     if args.json:

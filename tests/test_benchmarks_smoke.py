@@ -70,3 +70,14 @@ def test_summary_speed_quick(tmp_path):
     out = _run("summary_speed.py", "--models", "lenet5", "--repeat", "1", "--threads", "1", cwd=tmp_path)
     (line,) = [line for line in out.splitlines() if line.startswith("lenet5 ")]
     assert "1x32x32" in line and line.count("s") >= 2
+
+
+def test_landscape_speed_quick(data, tmp_path):
+    out = tmp_path / "landscape.json"
+    _run("landscape_speed.py", "--quick", "--threads", "2", "--data-dir", str(data), "--json", str(out), cwd=tmp_path)
+    report = json.loads(out.read_text())
+    names = [row["what"] for row in report["rows"]]
+    assert names == ["reference loop", "cnnlab", "cnnlab, 2 processes x 1 thread"]
+    assert report["grid"] == [3, 3] and report["images"] == 256
+    assert report["max_diff"] < 1e-4  # the processes' share of the grid gives the same losses as one process
+    assert all(row["seconds"] > 0 for row in report["rows"])
