@@ -363,8 +363,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # A CPU laptop and a few minutes (give them with --time-budget): one-cycle SGD with Nesterov momentum,
     # label smoothing, mirror images in training and testing, every training image used (no validation
     # carve-out). Batch 128 gives twice the steps of 256 at the same speed on a CPU. No random crops: a
-    # run of a few epochs underfits. benchmarks/time_to_accuracy.py measures it (docs/benchmarks.md: 93.35% in
-    # 5 min, 94.53% in 15 min on 2 cores); add `--set crop_padding=2 batch_size=256` there to see the crops cost.
+    # run of a few epochs underfits. Chosen on a validation split by benchmarks/tune_fast_recipe.py; measured by
+    # benchmarks/time_to_accuracy.py (docs/benchmarks.md: 94.00% in 5 min, 94.52% in 15 min on 2 cores, with
+    # mirror TTA; 93.76% and 94.29% without).
     "fast": {
         "epochs": 5,
         "batch_size": 128,
