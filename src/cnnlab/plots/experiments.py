@@ -93,7 +93,7 @@ def learning_rate_figure(accuracy: Mapping[str, Series], curves: Mapping[str, Ma
             if xs:
                 right.plot(xs, ys, style, color=color, label=f"{network}, {label}")
     right.set_xlabel("Epoch")
-    right.set_ylabel("Training loss (cross-entropy, mean over each logging window)")
+    right.set_ylabel("Training loss (cross-entropy,\nmean over each logging window)")
     right.grid(alpha=0.3)
     right.legend(fontsize=8)
     fig.suptitle(title)
