@@ -18,11 +18,11 @@ off, channels-last off, bigger batches, torch.compile, and several points per fo
     python benchmarks/landscape_speed.py                       # 11x11, 2,000 images, 2 threads
     python benchmarks/landscape_speed.py --variants            # and each option alone
     python benchmarks/landscape_speed.py --quick               # 3x3 grid, 256 images: a smoke test
+    python benchmarks/landscape_speed.py --checkpoint runs/resnet20/last.pt   # a trained ResNet-20
 
 With more than one thread the grid is also dealt to as many one-thread processes (``split_grid``), the way
 ``torchrun --nproc_per_node=N -m cnnlab.cli landscape ... --threads 1`` deals it: the same cores, used as
-processes instead of threads (small convolutions at 28x28 keep one thread busier than two share).
-    python benchmarks/landscape_speed.py --checkpoint runs/resnet20/last.pt   # a trained ResNet-20
+processes instead of threads.
 
 Without ``--checkpoint`` the network has its initial weights with batch-norm statistics measured on the
 subset (so that folding has something to fold). Run on a quiet machine: the numbers are wall-clock times.
@@ -261,6 +261,7 @@ def main() -> None:
             "  batch 512": {"batch_size": 512},
             "  torch.compile": {"compile": True},
         }
+        first_variant = len(rows)
         print(f"\neach option on {len(few)} points (setup included; compile's start is in its time)")
         for name, options in variants.items():
             seconds, values = timed(lambda o=options: cnnlab_grid(model, directions, few, images, labels, mean, std,
@@ -270,7 +271,7 @@ def main() -> None:
         seconds, values = timed(lambda: vmap_grid(model, directions, few, images, labels, mean, std))
         rows.append({"what": "vmap, 4 points per forward", "seconds": seconds, "per_point": seconds / len(few),
                      "max_diff": max_difference(ours[: len(few)], values)})
-        for row in rows[len(rows) - len(variants) - 1:]:
+        for row in rows[first_variant:]:
             print(f"{row['what']:34s} {row['seconds']:9.2f} {row['per_point']:9.3f} "
                   f"{ref_point / row['per_point']:8.2f}x  max|diff| {row['max_diff']:.1e}")
     if args.json:

@@ -76,3 +76,9 @@ def test_default_batch_holds_about_130000_pixels():
     sizes = [default_batch_size(s, s) for s in range(1, 400, 7)]
     assert all(n & (n - 1) == 0 for n in sizes)  # powers of two
     assert sizes == sorted(sizes, reverse=True)  # never more images for bigger images
+
+
+def test_a_batch_size_below_one_is_a_clear_error():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    with pytest.raises(ConfigError, match="batch size must be at least 1"):
+        occlusion(model, torch.randn(1, 1, 4, 4), window=2, stride=2, batch_size=0)

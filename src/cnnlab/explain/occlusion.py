@@ -27,6 +27,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.explain._core import (
     Target,
     check_images,
+    chunks,
     class_scores,
     explaining,
     logits_of,
@@ -81,24 +82,23 @@ def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, win
     images = check_images(images)
     _check(images, window, stride, output)
     B, _, H, W = images.shape
-    batch_size = batch_size or default_batch_size(H, W)
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    if batch_size is None:
+        batch_size = default_batch_size(H, W)
     rows, cols = _window_masks(H, window, stride), _window_masks(W, window, stride)  # (nh, H), (nw, W)
     positions = len(rows) * len(cols)
     with explaining(model), torch.no_grad():
-        logits = torch.cat([logits_of(model(images[i:i + batch_size])) for i in range(0, B, batch_size)])
+        logits = torch.cat([logits_of(model(images[p])) for p in chunks(B, batch_size)])
         targets = resolve_targets(target, logits)
         base = _read(logits, targets, output)
         pairs = torch.arange(B * positions)  # pair q: image q // positions, window position q % positions
         scores = torch.empty(B * positions, dtype=logits.dtype)
-        for start in progress_bar(range(0, len(pairs), batch_size), progress, "occlusion"):
-            q = pairs[start:start + batch_size]
+        for part in progress_bar(list(chunks(len(pairs), batch_size)), progress, "occlusion"):
+            q = pairs[part]
             img, pos = q // positions, q % positions
             mask = rows[pos // len(cols)][:, :, None] & cols[pos % len(cols)][:, None, :]  # (k, H, W)
             x = images[img.to(images.device)]
             x = torch.where(mask.to(images.device)[:, None], torch.as_tensor(fill, dtype=x.dtype), x)
-            scores[start:start + len(q)] = _read(logits_of(model(x)), targets[img.to(targets.device)], output).cpu()
+            scores[part] = _read(logits_of(model(x)), targets[img.to(targets.device)], output).cpu()
     scores = scores.view(B, len(rows), len(cols))
     drops = base.cpu().view(B, 1, 1) - scores
     R, C = rows.to(drops.dtype), cols.to(drops.dtype)
