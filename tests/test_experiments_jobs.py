@@ -4,13 +4,17 @@ missing, failures recorded, and the same results from this process, a process po
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
 import cnnlab.train
 from _tiny import make_idx_dataset
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.jobs import Job, read_record, run_jobs
+from cnnlab.experiments.jobs import BUSY, Job, read_record, refuse_busy, run_jobs
+from cnnlab.files import DirectoryBusyError, DirectoryLock
 from cnnlab.train import TrainingDivergedError
 
 BASE = {"model": "lenet5_relu", "data": "fashion-mnist", "epochs": 1, "batch_size": 32, "val_split": 0,
@@ -65,6 +69,51 @@ def test_a_diverging_job_is_recorded_as_failed_not_raised(fashion_dir, tmp_path,
     assert [r.status for r in results] == ["ok", "failed"] and "NaN" in results[1].error
     # A failure is final: a restart does not retry it.
     assert run_jobs(_jobs(fashion_dir, 2), tmp_path)[1].status == "failed"
+
+
+def test_a_job_another_process_holds_is_left_for_a_restart_not_recorded_as_failed(fashion_dir, tmp_path):
+    held = DirectoryLock(tmp_path / "trial-0")  # as an orphaned worker of a killed sweep still holds its trial
+    with held:
+        results = run_jobs(_jobs(fashion_dir, 2), tmp_path)
+        assert [r.status for r in results] == [BUSY, "ok"] and "another run" in results[0].error
+        assert [r.key for r in read_record(tmp_path / "results.jsonl")] == ["trial-1"]
+        with pytest.raises(DirectoryBusyError, match="1 run"):
+            refuse_busy(results)
+    again = run_jobs(_jobs(fashion_dir, 2), tmp_path)
+    assert [r.status for r in again] == ["ok", "ok"]
+    assert sorted(r.key for r in read_record(tmp_path / "results.jsonl")) == ["trial-0", "trial-1"]
+
+
+_ORPHAN = """
+import multiprocessing, os, sys, time
+from pathlib import Path
+
+def child(folder):
+    from cnnlab.experiments.jobs import _stop_with_parent
+    _stop_with_parent()
+    Path(folder, "ready").write_text("")
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        Path(folder, "stopped").write_text("")
+
+if __name__ == "__main__":
+    process = multiprocessing.get_context("spawn").Process(target=child, args=(sys.argv[1],))
+    process.start()
+    while not Path(sys.argv[1], "ready").exists():
+        time.sleep(0.05)
+    os._exit(0)  # killed: the child is orphaned
+"""
+
+
+def test_a_pool_worker_stops_when_its_parent_is_killed(tmp_path):
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHAN)
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, timeout=60)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "stopped").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "stopped").exists()
 
 
 def test_a_torn_last_line_is_ignored(tmp_path):

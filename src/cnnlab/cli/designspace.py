@@ -21,6 +21,8 @@ EXAMPLES = """examples:
 
 def _progress(total: int):
     """An on_event callback that says each finished trial on stderr."""
+    from cnnlab.experiments.jobs import BUSY
+
     done = [0]
 
     def on_event(kind: str, job, result) -> None:
@@ -30,6 +32,8 @@ def _progress(total: int):
             done[0] += 1
             if result.status == "ok" and result.result.get("best_val_accuracy") is not None:
                 what = f"{100 * (1 - result.result['best_val_accuracy']):.2f}% validation error"
+            elif result.status == BUSY:
+                what = f"left for a later restart ({result.error})"
             else:
                 what = f"failed ({result.error})"
             say(f"[{done[0]}/{total}] {job.key}: {what} in {result.seconds:.0f} s")
@@ -78,12 +82,15 @@ def _plan(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     from cnnlab.experiments.designspace import run_sweep
     from cnnlab.experiments.designspace.sweep import load_samples
+    from cnnlab.experiments.jobs import BUSY
 
     total = len(load_samples(args.sweep)[1])
     results = run_sweep(args.sweep, _plan(args), label=args.label, executor=args.executor, workers=args.workers,
                         address=args.address, on_event=_progress(total))
     ok = sum(r.status == "ok" for r in results)
-    print(f"{ok} of {len(results)} networks trained, {len(results) - ok} failed; record in "
+    busy = sum(r.status == BUSY for r in results)
+    left = f", {busy} held by another process (rerun this command once it has stopped)" if busy else ""
+    print(f"{ok} of {len(results)} networks trained, {len(results) - ok - busy} failed{left}; record in "
           f"{args.sweep}/runs-{args.label or _plan(args).label}/results.jsonl")
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cnnlab.errors import ConfigError, UnknownNameError
-from cnnlab.experiments.jobs import Job, JobResult, run_jobs
+from cnnlab.experiments.jobs import Job, JobResult, refuse_busy, run_jobs
 from cnnlab.files import save_figure_atomic, write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -90,6 +90,7 @@ class Context:
         jobs = [Job(j.key, {**self.data, **j.settings}, j.info) for j in jobs]
         results = run_jobs(jobs, self.out / group, executor=self.executor, workers=self.workers,
                            address=self.address, on_event=self.on_event)
+        refuse_busy(results)
         return {r.key: r for r in results}
 
     def seed_list(self) -> list[int]:

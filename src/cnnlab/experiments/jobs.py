@@ -3,7 +3,9 @@
 A :class:`Job` is one ``cnnlab train`` run: a key (its folder name) and ``TrainConfig`` settings. The
 runner trains every job into ``out_dir/KEY`` and appends one line per finished job to a JSON-lines
 record, so a killed sweep restarts with only the missing jobs; a job that diverges is recorded as
-failed, not raised. Design-space sweeps, the notes' experiments and ``compare --train`` all run here.
+failed, not raised. A job whose folder another live process still holds (a worker of a killed sweep
+finishing its trial) is reported "busy" and left out of the record: a later restart runs or reuses it.
+Design-space sweeps, the notes' experiments and ``compare --train`` all run here.
 
 Executors:
 
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,9 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import ConfigError
-from cnnlab.files import write_text_atomic
+from cnnlab.files import DirectoryBusyError, write_text_atomic
 
-__all__ = ["EXECUTORS", "Job", "JobResult", "read_record", "run_jobs"]
+__all__ = ["BUSY", "EXECUTORS", "Job", "JobResult", "read_record", "refuse_busy", "run_jobs"]
+
+BUSY = "busy"  # a JobResult's status when another process holds the job's folder; never recorded
+_WATCHING = False  # whether this (worker) process already watches for its parent's death
 
 EXECUTORS = ("local", "ray")
 
@@ -47,7 +54,7 @@ class Job:
 
 @dataclass
 class JobResult:
-    """How one job ended: ``status`` "ok" with the run's results.json, or "failed" with the error."""
+    """How one job ended: ``status`` "ok" with the run's results.json, "failed" or "busy" with the error."""
 
     key: str
     status: str
@@ -118,7 +125,8 @@ def run_jobs(
         results = _run_pool(todo, out, workers, threads, on_event)
     try:
         for result in results:
-            _append(record_path, result)
+            if result.status != BUSY:
+                _append(record_path, result)
             done[result.key] = result
             if on_event is not None:
                 on_event("done", next(j for j in jobs if j.key == result.key), result)
@@ -129,6 +137,14 @@ def run_jobs(
         if close is not None:
             close()
     return [done[job.key] for job in jobs]
+
+
+def refuse_busy(results: Sequence[JobResult]) -> None:
+    """Raise when a job was held by another process: a verdict or table must not count it as failed."""
+    busy = [r for r in results if r.status == BUSY]
+    if busy:
+        raise DirectoryBusyError(f"{len(busy)} run(s) are still being trained by another process ({busy[0].error}); "
+                                 f"the finished ones are kept: rerun once it has stopped")
 
 
 def run_job(job: Job, out_dir: str | Path, threads: int | None = None) -> JobResult:
@@ -149,6 +165,9 @@ def run_job(job: Job, out_dir: str | Path, threads: int | None = None) -> JobRes
             if threads is not None and settings.get("threads") is None:
                 settings["threads"] = threads
             result = train(resolve_config({**settings, "out": str(run_dir)}))
+    except DirectoryBusyError as err:  # not this job's failure: another process is still training it
+        print(f"cnnlab: {job.key} left for a later restart: {err}", file=sys.stderr, flush=True)
+        return JobResult(job.key, BUSY, {}, dict(job.info), time.perf_counter() - start, str(err))
     except CnnlabError as err:  # a diverging run (TrainingDivergedError) or a setting that cannot work
         print(f"cnnlab: {job.key} failed: {err}", file=sys.stderr, flush=True)
         return JobResult(job.key, "failed", {}, dict(job.info), time.perf_counter() - start, str(err))
@@ -187,6 +206,33 @@ def _append(path: Path, result: JobResult) -> None:
     write_text_atomic(path, text + json.dumps(result.to_dict(), default=str) + "\n")
 
 
+def _stop_with_parent() -> None:
+    """In a pool worker: when the process that started it dies (killed, not Ctrl-C), stop as on Ctrl-C.
+
+    Otherwise an orphaned worker trains its trial on, holding the trial's folder, while a restarted
+    sweep starts beside it on the same cores.
+    """
+    global _WATCHING
+    if _WATCHING:
+        return
+    _WATCHING = True
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)  # the trainer checkpoints on KeyboardInterrupt
+        time.sleep(60.0)
+        os._exit(1)  # a worker that did not stop after its checkpoint
+
+    threading.Thread(target=watch, name="cnnlab-parent-watch", daemon=True).start()
+
+
+def _local_pool_worker(job: Job, out_dir: str, threads: int | None) -> JobResult:
+    _stop_with_parent()
+    return _pool_worker(job, out_dir, threads)
+
+
 def _pool_worker(job: Job, out_dir: str, threads: int | None) -> JobResult:
     # Worker processes are fresh interpreters: quiet progress bars would interleave otherwise.
     return run_job(Job(job.key, {"quiet": True, **job.settings}, job.info), out_dir, threads)
@@ -205,7 +251,7 @@ def _run_pool(todo: Sequence[Job], out: Path, workers: int, threads: int | None,
             while queue and len(pending) < workers:
                 job = queue.pop(0)
                 _announce(job, on_event)
-                pending[pool.submit(_pool_worker, job, str(out), threads)] = job
+                pending[pool.submit(_local_pool_worker, job, str(out), threads)] = job
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 pending.pop(future)

@@ -19,7 +19,7 @@ import torch
 
 from cnnlab.analysis.compare import TRAINED_COLUMNS, compare_models, join_results, reference_rows, render_rows
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.jobs import Job, JobResult, run_jobs
+from cnnlab.experiments.jobs import Job, JobResult, refuse_busy, run_jobs
 from cnnlab.files import save_figure_atomic, write_text_atomic
 from cnnlab.models import create_model, get_model_info
 from cnnlab.options import format_options, parse_model_spec
@@ -103,6 +103,7 @@ def run_lineup(contenders: Sequence[Contender], out_dir: str | Path, settings: M
         on_start(index[job.key], contenders[index[job.key]], action)
 
     done = run_jobs(jobs, out_dir, on_event=tell)
+    refuse_busy(done)
     # A network that diverged is reported with its error and no accuracy; it must not cost the others.
     return [{**(r.result if r.status == "ok" else {"test_accuracy": None, "error": r.error}), "model": c.label}
             for c, r in zip(contenders, done)]
