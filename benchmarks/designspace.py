@@ -18,10 +18,11 @@ scaled to 1.41-1.56 M MACs at 28x28), trains every sample with one short recipe,
 
 Sizes (the full run): 64 samples per space; Fashion-MNIST training subset of 15,000 images plus 5,000
 for validation (the errors are validation errors), 2 epochs, batch 128, SGD lr 0.1 with a cosine
-schedule, weight decay 5e-5. On 2 cores a trial of a 1.5 M-MAC network is then about 25-30 s with the
-data loading and the (report-only) test evaluation, so one space takes about 30 minutes with 2 workers;
-the whole benchmark about 2 hours. ``--quick`` (4 samples, 1,000 + 500 images, 1 epoch) takes minutes and
-only checks that everything runs; its numbers mean nothing.
+schedule, weight decay 5e-5. On 2 cores with 2 workers (one thread each) a trial takes 10-40 s with the
+data loading and the (report-only) test evaluation: about 15 minutes a space, and the whole benchmark
+about an hour (measured: 15-16 minutes a space, 62 minutes in all). ``--quick`` (4 samples, 1,000 + 500
+images, 1 epoch) takes a minute and only checks that everything runs; its numbers mean nothing. A killed
+run restarts where it stopped (the sweeps are resumable; the throughput and Ray parts run again).
 
     python benchmarks/designspace.py --out benchmarks/results/designspace
     python benchmarks/designspace.py --quick --out /tmp/ds-quick

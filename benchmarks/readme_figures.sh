@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the README's explanation, design-space and segmentation figures in docs/img/ with the
 # commands the README shows beside them. On 2 cores: the demo ~10 min (skipped when runs/demo is
-# finished), explanations ~8 min, the design-space glimpse ~7 min, segmentation ~10 min, the notes'
+# finished), explanations ~8 min, the design-space benchmark ~55 min, segmentation ~25 min, the notes'
 # experiments ~45 min (quick budget, 3 seeds; small-kernels also at full: ~11 min more).
 #   bash benchmarks/readme_figures.sh            # everything
 #   bash benchmarks/readme_figures.sh explain    # one part: explain, designspace, segmentation or experiments
@@ -24,13 +24,10 @@ for part in $parts; do
       for m in saliency guided-backprop gradcam occlusion class-images tsne neighbours sanity; do
         cp "$OUT/explain/$m.png" "$IMG/explain_$m.png"
       done ;;
-    designspace)
-      for space in a e; do
-        [ -f "$OUT/ds/$space/sweep.json" ] || \
-          $CNNLAB designspace sample --space "anynetx_$space" --n 12 --seed 0 --out "$OUT/ds/$space"
-        $CNNLAB designspace run "$OUT/ds/$space" --epochs 2 --subset 6000 --workers 2
-      done
-      $CNNLAB designspace plot "$OUT/ds/a" "$OUT/ds/e" --label e2-n6000 --out "$IMG/designspace_edf.png" ;;
+    designspace)  # the benchmark: 64 networks per space (resumable)
+      .venv/bin/python benchmarks/designspace.py --threads 2 --out "$OUT/designspace"
+      cp "$OUT/designspace/edf.png" "$IMG/designspace_edf.png"
+      cp "$OUT/designspace/ranks.png" "$IMG/designspace_ranks.png" ;;
     segmentation)
       .venv/bin/python benchmarks/segmentation.py --threads 2 --out "$OUT/segmentation"
       cp "$OUT/segmentation/overlays.png" "$IMG/segmentation_overlays.png" ;;
