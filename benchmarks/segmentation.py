@@ -15,9 +15,9 @@ same ``--time-budget`` (``--cap``, 600 s): the trainer fits the one-cycle schedu
 its first steps' speed, so a network too slow for the epochs in the budget anneals within it on fewer
 epochs (the table shows the epochs each trained). The encoder-only baseline trains about 1.5 times as
 many scenes a second as the U-Net, enough to run all its epochs within the budget. Each run keeps the
-weights of the best validation mIoU (validation scenes hold items no training scene shows) and tests them once. The recipe
-below was chosen on the validation scenes only (docs/segmentation.md, "How the benchmark's recipe was
-chosen"); the test scenes are measured once per network.
+weights of the best validation mIoU (validation scenes hold items no training scene shows) and tests
+them once. The recipe below was chosen on the validation scenes only (docs/segmentation.md, "How the
+benchmark's recipe was chosen"); the test scenes are measured once per network.
 
     python benchmarks/segmentation.py                    # the goal, on every core
     python benchmarks/segmentation.py --quick            # seconds: small scenes, checks the script runs
