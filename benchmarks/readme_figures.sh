@@ -27,7 +27,8 @@ for part in $parts; do
     designspace)  # the benchmark: 64 networks per space (resumable)
       .venv/bin/python benchmarks/designspace.py --threads 2 --out "$OUT/designspace"
       cp "$OUT/designspace/edf.png" "$IMG/designspace_edf.png"
-      cp "$OUT/designspace/ranks.png" "$IMG/designspace_ranks.png" ;;
+      cp "$OUT/designspace/ranks.png" "$IMG/designspace_ranks.png"
+      cp "$OUT/designspace/anynetx_e/parameters.png" "$IMG/designspace_e_parameters.png" ;;
     segmentation)
       .venv/bin/python benchmarks/segmentation.py --threads 2 --out "$OUT/segmentation"
       cp "$OUT/segmentation/overlays.png" "$IMG/segmentation_overlays.png" ;;

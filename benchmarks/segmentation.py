@@ -43,7 +43,7 @@ from cnnlab.train import predict_segmentation, resolve_config, train
 GOAL_MIOU = 0.70
 GOAL_SECONDS = 600.0  # the U-Net's training, its validations and its test
 TRAIN_SCENES = 50_000  # fresh scenes beat epochs: on 10,000 the U-Net overfit (validation mIoU flat at 63%
-# from epoch 12 of 17 while its training loss kept falling), and a scene costs nothing to generate
+# from epoch 12 of 16 while its training loss kept falling), and a scene costs nothing to generate
 EPOCHS = 4  # of 50,000 scenes (3,125 steps of 16 each): at most; the budget decides for the two U-Nets
 CAP = 600.0  # seconds per training at most; measured on 2 cores: U-Net and no-skip ~340, encoder ~510 scenes/s
 # The recipe, chosen on validation scenes (docs/segmentation.md): AdamW, one-cycle, batches of 16 (at equal
