@@ -16,7 +16,8 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
         dims=args.dims, grid=args.grid, range=args.range, seed=args.seed, norm=args.norm, ignore=args.ignore,
         orthogonal=args.orthogonal, to=args.to, trajectory=args.trajectory, points=args.points,
         subset_seed=args.subset_seed, test=args.test, bn=args.bn, batch_size=args.batch_size,
-        fold_bn=args.fold_bn, channels_last=args.channels_last, compile=args.compile, hessian=args.hessian,
+        fold_bn=args.fold_bn, channels_last=args.channels_last, fuse=args.fuse, compile=args.compile,
+        hessian=args.hessian,
         hessian_method=args.hessian_method, hessian_iters=args.hessian_iters, hessian_points=args.hessian_points,
         curvature_grid=args.curvature_grid, levels=args.levels, device=args.device, threads=args.threads,
         data_dir=args.data_dir, progress=not args.quiet,
@@ -83,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fold batch norms into their convolutions (default: on)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory layout (default: on for CPU and CUDA)")
+    p.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=d.fuse,
+                   help="on CPUs, run convolution -> [residual addition] -> ReLU as one oneDNN primitive "
+                        "(default: on; checked against the unfused network first)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (pays on big grids)")
     p.add_argument("--hessian", action="store_true",
                    help="the largest and smallest Hessian eigenvalues at the centre")

@@ -84,6 +84,7 @@ class LandscapeSettings:
     batch_size: int | None = None  # images per forward (default 128 on a CPU, 1024 on a GPU)
     fold_bn: bool = True  # fold eval-mode batch norms into their convolutions
     channels_last: bool | None = None  # NHWC layout (default: on for CPU and CUDA)
+    fuse: bool = True  # on CPUs: convolution, residual addition and ReLU as one oneDNN primitive
     compile: bool = False  # torch.compile the network (pays on big grids)
     hessian: bool = False  # the extreme Hessian eigenvalues at the centre
     hessian_method: str = "lanczos"  # lanczos or power
@@ -336,7 +337,7 @@ def _landscape(checkpoint: Path, out: Path, settings: LandscapeSettings, device:
         data_id["test_sha256"] = _digest_arrays(test_images, test_labels)
     evaluator = SurfaceEvaluator(model, plan.directions, data, batch_size=settings.batch_size, bn=settings.bn,
                                  fold_bn=settings.fold_bn, channels_last=settings.channels_last,
-                                 compile=settings.compile)
+                                 compile=settings.compile, fuse=settings.fuse)
     ckpt_file = _checkpoint_file(checkpoint)
     identity = {  # what the grid is a landscape of: a resumed run must match it (paths may move, contents not)
         "model": ckpt.config.model, "model_args": ckpt.config.model_args,
@@ -357,6 +358,7 @@ def _landscape(checkpoint: Path, out: Path, settings: LandscapeSettings, device:
         "checkpoint": str(ckpt_file), "model": ckpt.config.model, "out": str(out), "points": grid.size,
         "computed_now": computed, "resumed": store.resumed, "directions": plan.identity,
         "data": data_id, "bn": settings.bn, "batch_norm_folding": evaluator.fold_note,
+        "fusion": evaluator.fuse_note,
         "threads": threads, "processes": env.world_size, "device": str(device),
     }
     summary.update(_surface_numbers(store))

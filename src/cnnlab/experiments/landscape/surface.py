@@ -12,6 +12,8 @@ DataLoader with per-image transforms), measured in ``benchmarks/landscape_speed.
   the folded tensors); the fold is checked against the unfolded network on random statistics first and
   skipped where a model's layout does not allow it;
 - channels-last memory layout, which oneDNN's CPU convolutions run faster;
+- on CPUs, convolution -> [residual addition] -> ReLU run as one oneDNN primitive (``fusion.py``: the graph is
+  traced once per batch shape and rewritten), checked against the unfused network first;
 - optionally ``torch.compile`` (pays on big grids only: its start costs tens of seconds on a CPU).
 
 Evaluating several points in one forward (``torch.func.functional_call`` under ``vmap``, which turns the
@@ -35,6 +37,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.landscape.directions import Direction
+from cnnlab.experiments.landscape.fusion import FusedForward, fusable
 from cnnlab.train.build import split_outputs
 
 __all__ = ["BN_MODES", "FoldedNetwork", "SurfaceEvaluator", "default_batch_size", "find_conv_bn_pairs"]
@@ -185,7 +188,7 @@ class SurfaceEvaluator:
     def __init__(self, model: nn.Module, directions: Sequence[Direction],
                  data: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, batch_size: int | None = None,
                  bn: str = "eval", fold_bn: bool = True, channels_last: bool | None = None,
-                 compile: bool = False, loss_fn: LossFn | None = None) -> None:
+                 compile: bool = False, fuse: bool = True, loss_fn: LossFn | None = None) -> None:
         if bn not in BN_MODES:
             raise ConfigError(f"bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
         if not data:
@@ -219,8 +222,31 @@ class SurfaceEvaluator:
             probe = split_outputs(self.work(example))[0]
         # Accuracy is measured for class-index targets and (B, classes) outputs.
         self.classify = probe.dim() == 2 and not self.data[0].batches[0][1].is_floating_point()
+        self.fuse_note = "off"
+        if fuse and not compile:
+            self._fuse(self.data[0].batches[0][0])  # a full batch: its traced graph serves every later one
         if compile:
             self.runner = torch.compile(self.runner)
+
+    def _fuse(self, example: torch.Tensor) -> None:
+        """Run the network with fused convolutions where that is possible and gives the same outputs."""
+        if not fusable(self.device) or example.dtype != torch.float32:
+            self.fuse_note = "not on this device"
+            return
+        fused = FusedForward(self.runner)
+        try:
+            with torch.inference_mode():
+                want = split_outputs(self.runner(example))[0]
+                got = split_outputs(fused(example))[0]
+        except (RuntimeError, TypeError, ValueError, NotImplementedError) as err:  # a graph make_fx cannot trace
+            self.fuse_note = f"skipped: {type(err).__name__} while tracing"
+            return
+        scale = float(want.abs().max().clamp_min(1.0))
+        if fused.fused == 0 or not torch.allclose(got, want, rtol=1e-4, atol=1e-5 * scale):
+            self.fuse_note = "no fusable convolution" if fused.fused == 0 else "skipped: fusing changed the outputs"
+            return
+        self.runner = fused
+        self.fuse_note = f"{fused.fused} convolutions fused with their addition/ReLU"
 
     def _split(self, name: str, x: torch.Tensor, y: torch.Tensor) -> EvalData:
         if len(x) != len(y) or len(x) == 0:
