@@ -222,6 +222,21 @@ def test_width_and_depth_size_the_network():
         cnnlab.create_model("unet", width=0)
 
 
+def test_explicit_stage_widths_replace_width_and_depth():
+    model = build_meta("unet", widths=(8, 24, 40, 96), norm_layer="none", num_classes=11)
+    params = sum(k * k * ci * co + co for kind, ci, co in _layer_list((8, 24, 40, 96), 1, 11)
+                 for k in [{"conv3": 3, "conv1": 1, "up2": 2}[kind]])
+    assert count_params(model) == params and model.depth == 3
+    assert [f.num_chs for f in model.feature_info] == [24, 40, 96]
+    out = meta_forward(model.eval(), torch.empty(2, 1, 16, 32, device="meta"))
+    assert tuple(out.shape) == (2, 11, 16, 32)
+    assert count_params(build_meta("unet", widths=[16, 32, 64, 128])) == count_params(
+        build_meta("unet", width=16, depth=3))
+    for bad in ((8,), (8, 0), (8, 2.5)):
+        with pytest.raises(ValueError, match="widths must list at least two whole numbers"):
+            cnnlab.create_model("unet", widths=bad)
+
+
 def test_without_skips_each_decoder_stage_reads_the_upsampled_map_alone():
     full = build_meta("unet", width=8, depth=2, norm_layer="none")
     plain = build_meta("unet", width=8, depth=2, norm_layer="none", skips=False)

@@ -19,7 +19,9 @@ Departures from the paper, each an option:
 * ``bilinear=True`` replaces the learned 2x2 transposed conv by bilinear upsampling and a 1x1 conv that
   halves the channels, which avoids checkerboard artifacts and keeps the paper's widths.
 * ``width`` (64) and ``depth`` (4 poolings) size the network: ``width=16,depth=3`` is a compact U-Net for
-  64x64 scenes. Stage widths are ``width * 2**i``.
+  64x64 scenes. Stage widths are ``width * 2**i``; ``widths=(8, 16, 48, 96)`` lists them instead (stem
+  first, one per encoder stage: depth is one less than their number), for design spaces that grow the
+  channels other than by doubling.
 
 Two ablations for measuring what the expanding path and the skips contribute (benchmarks/segmentation.py):
 ``skips=False`` drops the concatenations (each decoder stage reads the upsampled map alone), and
@@ -33,6 +35,8 @@ The standard counting input is 1x512x512, the size of the ISBI 2012 EM images th
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +100,17 @@ def valid_input_size(at_least: int, depth: int = 4) -> int:
     while valid_output_size(size, depth) is None:
         size += 1
     return size
+
+
+def stage_widths(width: int, depth: int, widths: Sequence[int] | None) -> list[int]:
+    """The channels of the stem and each encoder stage: ``widths`` as given, else ``width * 2**i``."""
+    if widths is None:
+        return [int(width) * 2**i for i in range(int(depth) + 1)]
+    chosen = [int(w) for w in widths] if all(int(w) == w for w in widths) else []
+    if len(chosen) < 2 or min(chosen) < 1:
+        raise ConfigError(f"widths must list at least two whole numbers of at least 1 (stem, then one per "
+                          f"encoder stage), got {list(widths)}")
+    return chosen
 
 
 def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -192,6 +207,7 @@ class UNet(ZooModel):
         padding: str = "same",
         skips: bool = True,
         decoder: bool = True,
+        widths: Sequence[int] | None = None,
     ) -> None:
         super().__init__(num_classes, in_chans)
         check_rate("drop_rate", drop_rate)
@@ -201,7 +217,8 @@ class UNet(ZooModel):
         if padding == "valid" and not decoder:
             raise ConfigError("decoder=False upsamples the bottom scores to the input size: it needs padding='same'")
         norm = resolve_norm(norm_layer)
-        widths = [int(width) * 2**i for i in range(int(depth) + 1)]
+        widths = stage_widths(width, depth, widths)
+        depth = len(widths) - 1
         pad = 1 if padding == "same" else 0
         self.depth = int(depth)
         self.padding = padding
