@@ -15,7 +15,6 @@ from cnnlab.models import convert_torchvision, create_model, get_model_info
 from cnnlab.models._registry import load_pretrained, pretrained_options, pretrained_weights
 from cnnlab.train.checkpoint import is_cnnlab_checkpoint, load_checkpoint
 from cnnlab.train.config import TrainConfig, recipe_settings
-from cnnlab.train.distributed import DistEnv, GradientAllReduce
 
 __all__ = [
     "AUX_LOSS_WEIGHTS",
@@ -225,17 +224,12 @@ def prepare_model(
     return model
 
 
-def wrap_for_training(model: nn.Module, device: torch.device, env: DistEnv, compiled: bool
-                      ) -> tuple[nn.Module, Callable[[], None] | None]:
-    """``model`` as the training steps call it (under DistributedDataParallel and/or torch.compile), and the
-    gradient synchronisation to call after each backward pass where DDP does not do it (CPU processes)."""
-    sync = None
-    if env.enabled and device.type != "cuda" and GradientAllReduce.supports(model):
-        sync = GradientAllReduce(model, env)
-    elif env.enabled:
+def wrap_for_training(model: nn.Module, device: torch.device, distributed: bool, compiled: bool) -> nn.Module:
+    """``model`` as the training steps call it: under DistributedDataParallel and/or torch.compile."""
+    if distributed:
         ids = [device.index] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    return (torch.compile(model) if compiled else model), sync
+    return torch.compile(model) if compiled else model
 
 
 def split_outputs(out) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

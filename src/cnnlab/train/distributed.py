@@ -1,13 +1,7 @@
-"""Data-parallel set-up from torchrun's environment: NCCL on GPUs, gloo on the CPU.
+"""DistributedDataParallel set-up from torchrun's environment: NCCL on GPUs, gloo on the CPU.
 
 The same ``cnnlab train`` command runs one process or N: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK,
 each rank trains on its slice of every global batch, and only rank 0 writes files.
-
-On GPUs the model is wrapped in DistributedDataParallel, whose all-reduces overlap the backward pass. On
-CPUs ``GradientAllReduce`` averages the gradients in one flat all-reduce after the backward pass instead:
-gloo's overlapping all-reduces run on a helper thread, and when every core already runs a training process
-that thread competes with the backward pass (measured: steps 15-20% slower than without synchronisation,
-against 1-2% for one flat all-reduce; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -17,11 +11,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 __all__ = [
     "DistEnv",
-    "GradientAllReduce",
     "all_reduce_sum",
     "cleanup_distributed",
     "env_from_torchrun",
@@ -105,56 +97,3 @@ def gather_objects(obj: object, env: DistEnv) -> list:
     out: list = [None] * env.world_size
     dist.all_gather_object(out, obj)
     return out
-
-
-class GradientAllReduce:
-    """Synchronous data parallelism: rank 0's state to all at the start, then one flat all-reduce per step.
-
-    Each step's all-reduce carries every trainable parameter's gradient (summed, then divided by the world
-    size, as DistributedDataParallel averages), a count of the ranks that produced it (a parameter no rank
-    used keeps ``grad=None``, so the optimizer skips it as in one process) and rank 0's floating-point
-    buffers (batch-norm statistics; DistributedDataParallel broadcasts them from rank 0 each step too).
-    """
-
-    def __init__(self, model: nn.Module, env: DistEnv) -> None:
-        self.env = env
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.buffers = [b for b in model.buffers() if b.is_floating_point()]
-        with torch.no_grad():
-            for tensor in list(model.parameters()) + list(model.buffers()):
-                dist.broadcast(tensor, src=0)
-
-    @staticmethod
-    def supports(model: nn.Module) -> bool:
-        """Whether the model's trainable parameters and float buffers share one dtype (one flat buffer)."""
-        kinds = {p.dtype for p in model.parameters() if p.requires_grad}
-        kinds |= {b.dtype for b in model.buffers() if b.is_floating_point()}
-        return len(kinds) <= 1
-
-    @torch.no_grad()
-    def __call__(self) -> None:
-        """Average the gradients over the ranks (after ``backward``, before the optimizer step)."""
-        if not self.params:
-            return
-        example = self.params[0]
-        used = torch.tensor([float(p.grad is not None) for p in self.params], dtype=example.dtype)
-        parts = [used.to(example.device)]
-        parts += [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self.params]
-        main = float(self.env.is_main)
-        parts += [b.reshape(-1) * main for b in self.buffers]
-        flat = torch.cat(parts)
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        counts = flat[: len(self.params)].tolist()
-        offset = len(self.params)
-        for p, count in zip(self.params, counts):
-            size = p.numel()
-            if count > 0:
-                chunk = flat[offset : offset + size].view(p.shape).div_(self.env.world_size)
-                if p.grad is None:
-                    p.grad = torch.empty_like(p)
-                p.grad.copy_(chunk)
-            offset += size
-        for b in self.buffers:
-            size = b.numel()
-            b.copy_(flat[offset : offset + size].view(b.shape))
-            offset += size

@@ -187,9 +187,9 @@ def _set_up(
     )
     aug_gen = torch.Generator(device=device)
     aug_gen.manual_seed(cfg.seed)
-    train_model, grad_sync = wrap_for_training(model, device, env, cfg.compile)
     run = Run(
-        cfg=cfg, env=env, device=device, model=model, train_model=train_model, grad_sync=grad_sync,
+        cfg=cfg, env=env, device=device, model=model,
+        train_model=wrap_for_training(model, device, env.enabled, cfg.compile),
         ema=ModelEma(model, cfg.ema_decay) if cfg.ema_decay else None,
         optimizer=optimizer,
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
@@ -227,8 +227,6 @@ def _train_step(run: Run, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Te
             loss = loss + run.aux_weight * run.task.loss(aux_logits, target)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
-    if run.grad_sync is not None:
-        run.grad_sync()
     if cfg.grad_clip:
         run.scaler.unscale_(run.optimizer)
         nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], cfg.grad_clip)

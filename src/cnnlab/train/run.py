@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -38,7 +37,6 @@ class Run:
     device: torch.device
     model: nn.Module  # the plain model: its state_dict is what checkpoints hold
     train_model: nn.Module  # the same, wrapped by DDP and/or torch.compile
-    grad_sync: Callable[[], None] | None  # averages gradients over processes where DDP does not (CPU)
     ema: ModelEma | None
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
