@@ -234,9 +234,10 @@ class SurfaceEvaluator:
             self.fuse_note = "not on this device"
             return
         fused = FusedForward(self.runner)
+        with torch.inference_mode():
+            want = split_outputs(self.runner(example))[0]
         try:
             with torch.inference_mode():
-                want = split_outputs(self.runner(example))[0]
                 got = split_outputs(fused(example))[0]
         except (RuntimeError, TypeError, ValueError, NotImplementedError) as err:  # a graph make_fx cannot trace
             self.fuse_note = f"skipped: {type(err).__name__} while tracing"
