@@ -35,7 +35,8 @@ import argparse
 import copy
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -137,9 +138,15 @@ def reference_grid(model: nn.Module, directions: Sequence[dict], coords: Sequenc
 def cnnlab_grid(model: nn.Module, directions: Sequence[dict], coords: Sequence[tuple[float, float]],
                 images: torch.Tensor, labels: torch.Tensor, mean: float, std: float, **options) -> list[float]:
     """The evaluator as ``cnnlab landscape`` runs it (setup included in the time: normalizing, folding)."""
-    x = (images.float() - 255 * mean) * (1 / (255 * std))  # what the run's BatchAugment.eval gives
-    evaluator = SurfaceEvaluator(model, directions, {"train": (x, labels)}, **options)
+    evaluator = cnnlab_evaluator(model, directions, images, labels, mean, std, **options)
     return [evaluator(point)["train_loss"] for point in coords]
+
+
+def cnnlab_evaluator(model: nn.Module, directions: Sequence[dict], images: torch.Tensor, labels: torch.Tensor,
+                     mean: float, std: float, **options) -> SurfaceEvaluator:
+    """``SurfaceEvaluator`` on the subset as ``cnnlab landscape`` prepares it (normalized once, in memory)."""
+    x = (images.float() - 255 * mean) * (1 / (255 * std))  # what the run's BatchAugment.eval gives
+    return SurfaceEvaluator(model, directions, {"train": (x, labels)}, **options)
 
 
 def alternating(model: nn.Module, directions: Sequence[dict], coords: Sequence[tuple[float, float]],
@@ -148,10 +155,8 @@ def alternating(model: nn.Module, directions: Sequence[dict], coords: Sequence[t
     """Both ways over the grid, timed in alternating rows of ``row`` points (the reference's row, then cnnlab's),
     so that a shared machine's drift falls on both alike; cnnlab's set-up (normalizing, folding, tracing) is
     in its time. Returns (reference seconds, losses, cnnlab seconds, losses)."""
-    start = time.perf_counter()
-    x = (images.float() - 255 * mean) * (1 / (255 * std))  # what the run's BatchAugment.eval gives
-    evaluator = SurfaceEvaluator(model, directions, {"train": (x, labels)})
-    ours_s, ref_s, ours, ref = time.perf_counter() - start, 0.0, [], []
+    ours_s, evaluator = timed(lambda: cnnlab_evaluator(model, directions, images, labels, mean, std))
+    ref_s, ours, ref = 0.0, [], []
     for first in range(0, len(coords), row):
         chunk = coords[first:first + row]
         seconds, values = timed(lambda c=chunk: reference_grid(model, directions, c, dataset, workers))
@@ -215,7 +220,11 @@ def max_difference(a: Sequence[float], b: Sequence[float]) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(a))))
 
 
-def timed(fn) -> tuple[float, list[float]]:
+T = TypeVar("T")
+
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
+    """(seconds, result) of ``fn()``."""
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
