@@ -8,7 +8,7 @@ from torch import nn
 
 import cnnlab
 from _zoo import build_meta
-from cnnlab.analysis.counting import count_macs, count_params, meta_forward
+from cnnlab.analysis.counting import count_inference_params, count_macs, count_params, meta_forward
 from cnnlab.models import InputTooSmallError
 
 WIDTHS = (64, 128, 256, 512, 1024)
@@ -266,3 +266,30 @@ def test_without_decoder_the_bottom_scores_are_upsampled_fcn_style():
     assert torch.allclose(out, expected, atol=1e-6)
     with pytest.raises(ValueError, match="needs padding='same'"):
         cnnlab.create_model("unet", decoder=False, padding="valid")
+
+
+def test_aux_logits_score_the_bottom_map_in_training_only():
+    model = cnnlab.create_model("unet", width=8, depth=3, num_classes=5, aux_logits=True)
+    plain = cnnlab.create_model("unet", width=8, depth=3, num_classes=5)
+    # The head runs in training only: inference counts leave it out, as they leave out GoogLeNet's.
+    assert count_params(model) - count_params(plain) == 64 * 5 + 5
+    assert count_inference_params(model, (1, 32, 32)) == count_params(plain)
+    assert count_macs(model, (1, 32, 32)) == count_macs(plain, (1, 32, 32))
+    x = torch.randn(2, 1, 32, 32)
+    out, aux = model.train()(x)
+    assert out.shape == aux.shape == (2, 5, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        bottom = model._features(x)[1]
+        expected = torch.nn.functional.interpolate(model.aux.fc(bottom), size=(32, 32), mode="bilinear",
+                                                   align_corners=False)
+        assert torch.allclose(model.aux(bottom), expected, atol=1e-6)
+        assert torch.equal(model(x), model.forward_head(model.forward_features(x)))  # eval: main output only
+    model.reset_classifier(3)
+    assert model.train()(x)[1].shape == (2, 3, 32, 32)
+    model.reset_classifier(0)
+    assert model(x).shape == (2, 8, 32, 32)  # features: no auxiliary scores
+    with pytest.raises(ValueError, match="aux_logits needs the decoder"):
+        cnnlab.create_model("unet", decoder=False, aux_logits=True)
+    with pytest.raises(ValueError, match="aux_logits needs the decoder"):
+        cnnlab.create_model("unet", padding="valid", aux_logits=True)

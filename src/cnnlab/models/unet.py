@@ -23,6 +23,12 @@ Departures from the paper, each an option:
   first, one per encoder stage: depth is one less than their number), for design spaces that grow the
   channels other than by doubling.
 
+``aux_logits=True`` adds deep supervision (Lee et al. 2015, Deeply-Supervised Nets, AISTATS 2015; the
+auxiliary segmentation loss of Zhao et al. 2017, Pyramid Scene Parsing Network, CVPR 2017): in training the
+network also returns the bottom map's scores (1x1 conv, upsampled bilinearly to the input, as FCN-32s
+scores), and the trainer adds their loss at weight 0.4 (PSPNet's), giving the contracting path a direct
+signal on which class each pixel shows. Evaluation and prediction use the main output only.
+
 Two ablations for measuring what the expanding path and the skips contribute (benchmarks/segmentation.py):
 ``skips=False`` drops the concatenations (each decoder stage reads the upsampled map alone), and
 ``decoder=False`` drops the expanding path: a 1x1 conv scores the bottom map and the scores are upsampled
@@ -208,6 +214,7 @@ class UNet(ZooModel):
         skips: bool = True,
         decoder: bool = True,
         widths: Sequence[int] | None = None,
+        aux_logits: bool = False,
     ) -> None:
         super().__init__(num_classes, in_chans)
         check_rate("drop_rate", drop_rate)
@@ -235,6 +242,14 @@ class UNet(ZooModel):
         ) if decoder else nn.ModuleList()
         self.num_features = widths[0] if decoder else widths[-1]
         self.head = SegmentationHead(self.num_features, num_classes, 1 if decoder else self.divisor)
+        # Deep supervision: the bottom map scored and upsampled as FCN-32s does, a second loss in training only.
+        self.aux_logits = bool(aux_logits) and decoder and padding == "same"
+        self.aux_in_chs = widths[-1]
+        if aux_logits and not self.aux_logits:
+            raise ConfigError("aux_logits needs the decoder and padding='same' (its scores are upsampled to the "
+                              "input size, as the main output)")
+        self.aux = SegmentationHead(self.aux_in_chs, num_classes, self.divisor) \
+            if self.aux_logits and num_classes > 0 else None
         self.feature_info = [FeatureInfo(f"stages.{i}", w, 2 ** (i + 1)) for i, w in enumerate(widths[1:])]
         self.min_input_size = self.divisor if padding == "same" else valid_input_size(1, self.depth)
         # The paper's init: Gaussian with std sqrt(2 / N), N = incoming connections of a unit (fan-in).
@@ -266,14 +281,30 @@ class UNet(ZooModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The map the 1x1 head reads: (B, width, H, W) with the decoder, else the bottom (B, C, H/2^d, W/2^d)."""
+        return self._features(x)[0]
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the map the head reads, the bottom map of the contracting path)."""
         self.check_input(x)
         skips = [self.stem(x)]  # (B, 64, H, W)
         for stage in self.stages:
             skips.append(stage(skips[-1]))  # (B, 2C, H/2, W/2) per stage
-        x = skips.pop()  # (B, 1024, H/16, W/16)
+        x = bottom = skips.pop()  # (B, 1024, H/16, W/16)
         for up in self.decoder:
             x = up(x, skips.pop())
-        return x
+        return x, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Scores per class and pixel; in training with ``aux_logits``, (scores, the bottom map's upsampled scores)."""
+        if not (self.training and self.aux is not None):
+            return self.forward_head(self.forward_features(x))
+        features, bottom = self._features(x)
+        return self.forward_head(features), self.aux(bottom)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        super().reset_classifier(num_classes)
+        if self.aux_logits:  # no auxiliary scores where the network returns features
+            self.aux = SegmentationHead(self.aux_in_chs, num_classes, self.divisor) if num_classes > 0 else None
 
 
 VARIANTS: dict[str, Variant] = {

@@ -32,7 +32,7 @@ __all__ = [
 
 # Weight of each auxiliary classifier's loss: GoogLeNet (Szegedy et al. 2015, Sec. 5) adds its two aux
 # losses with weight 0.3; Inception-v3's single aux head is weighted 0.4 in torchvision's reference recipe.
-AUX_LOSS_WEIGHTS = {"googlenet": 0.3, "inception": 0.4}
+AUX_LOSS_WEIGHTS = {"googlenet": 0.3, "inception": 0.4, "unet": 0.4}  # PSPNet's 0.4 for U-Net's deep supervision
 
 
 def _takes(builder: Callable, name: str) -> bool:
