@@ -15,6 +15,7 @@ from cnnlab.data.segmentation import (
     SegmentationAugment,
     joint_crop_flip,
     load_segmentation_splits,
+    random_windows,
 )
 
 
@@ -136,6 +137,36 @@ def test_a_batch_split_over_processes_is_augmented_as_the_whole_batch():
                              torch.Generator().manual_seed(5), 0.5, (0.5, 1.0), 2, shard=(r, 2)) for r in range(2)]
     assert torch.equal(torch.cat([p[1] for p in parts]), whole[1])
     assert torch.allclose(torch.cat([p[0] for p in parts]), whole[0])
+
+
+def test_training_windows_cut_image_and_mask_alike_from_inside_the_image():
+    g = torch.Generator().manual_seed(0)
+    rows, cols = torch.meshgrid(torch.arange(24), torch.arange(40), indexing="ij")
+    where = (rows * 40 + cols).expand(64, 24, 40)  # each pixel's index in the image
+    image = torch.stack([where % 251, where // 251], 1).to(torch.uint8)  # (64, 2, 24, 40): the index, two channels
+    out, mask = random_windows(image, where.clone(), 16, g)
+    assert out.shape == (64, 2, 16, 16) and mask.shape == (64, 16, 16)
+    assert torch.equal(out[:, 0].long() + 251 * out[:, 1].long(), mask)  # image and mask: the same pixels
+    top, left = mask[:, 0, 0] // 40, mask[:, 0, 0] % 40
+    expected = (top[:, None, None] + torch.arange(16)[:, None]) * 40 + left[:, None, None] + torch.arange(16)
+    assert torch.equal(mask, expected)  # whole windows, pixels kept as they are
+    assert top.max() <= 8 and left.max() <= 24 and len(set(zip(top.tolist(), left.tolist()))) > 32  # each its own
+    assert top.max() == 8 and left.min() == 0  # every position can be drawn, the last included
+    _, short = random_windows(image, where.clone(), 30, g)  # taller than the image: its whole height
+    assert short.shape == (64, 24, 30) and (short[:, 0, 0] < 40).all()
+    whole = random_windows(image, where.clone(), 16, torch.Generator().manual_seed(3))[1]
+    parts = [random_windows(image[r * 32:(r + 1) * 32], where[r * 32:(r + 1) * 32], 16,
+                            torch.Generator().manual_seed(3), shard=(r, 2))[1] for r in range(2)]
+    assert torch.equal(torch.cat(parts), whole)  # a batch split over processes: the windows of the whole
+
+
+def test_segmentation_augment_trains_on_windows_and_evaluates_whole_images():
+    image, labels = _quadrants(4)
+    aug = SegmentationAugment(mean=(0.5,), std=(0.25,), num_classes=4, hflip=True, train_crop=16)
+    x, y = aug.train(image, labels, torch.Generator().manual_seed(0), None)
+    assert x.shape == (4, 1, 16, 16) and y.shape == (4, 16, 16) and y.dtype == torch.int64
+    assert torch.equal(((x[:, 0] * 0.25 + 0.5) * 255 - 10).div(60).round().long(), y)  # still aligned
+    assert aug.eval(image).shape == (4, 1, 32, 32)
 
 
 def test_segmentation_augment_normalizes_images_and_returns_int64_masks():

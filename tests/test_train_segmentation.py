@@ -125,6 +125,33 @@ def test_resume_continues_exactly(items, tmp_path):
     assert resumed["test_miou"] == whole["test_miou"]
 
 
+def test_the_auxiliary_loss_trains_the_contracting_path(items, tmp_path, monkeypatch):
+    def run(name: str) -> tuple[dict, dict]:
+        out = tmp_path / name
+        results = train(TrainConfig(model="unet", model_args={"width": 4, "depth": 2, "aux_logits": True},
+                                    data=SCENES, data_dir=str(items), epochs=1, batch_size=16, optimizer="adamw",
+                                    lr=0.01, threads=1, quiet=True, device="cpu", amp="off", out=str(out),
+                                    tensorboard=False))
+        return results, load_checkpoint(out / "last.pt")["model"]
+
+    deep, deep_weights = run("weighted")
+    monkeypatch.setattr("cnnlab.train.loop.aux_loss_weight", lambda name: 0.0)
+    plain, plain_weights = run("unweighted")
+    assert {"aux.fc.weight", "aux.fc.bias"} <= set(deep_weights)
+    # Same seed, weights and batches: the runs differ only by the auxiliary loss, which reaches the encoder
+    # and trains the auxiliary head (it stays at its initial weights where its loss weighs nothing).
+    assert not torch.equal(deep_weights["stem.conv1.conv.weight"], plain_weights["stem.conv1.conv.weight"])
+    assert not torch.equal(deep_weights["aux.fc.weight"], plain_weights["aux.fc.weight"])
+    assert deep["params"] == plain["params"] and 0 <= deep["test_miou"] <= 1  # tested on the main output
+
+
+def test_training_on_windows_tests_whole_scenes(items, tmp_path):
+    assert main(_argv(items, tmp_path / "win", "--train-crop", "16")) == 0
+    results = json.loads((tmp_path / "win" / "results.json").read_text())
+    assert results["test_pixels"] == 16 * 32 * 32 and 0 <= results["test_miou"] <= 1
+    assert json.loads((tmp_path / "win" / "config.json").read_text())["train_crop"] == 16
+
+
 def test_checkpoints_written_before_segmentation_load_as_classification():
     meta = DataMeta("tensor", "fashion-mnist", ["a", "b"], [0.5], [0.2], [1, 28, 28], 28, 1, 10, 0, 5, "")
     stored = meta.to_dict()
@@ -143,10 +170,12 @@ def test_the_valid_convolution_unet_trains_on_the_centre_crop(items, tmp_path):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--data", "fashion-mnist"], "unet is a segmentation network; train it on fashion-mnist-scenes"),
-    (["--mixup", "0.2"], "mixup apply to classification"),
+    (["--mixup", "0.2"], "mixup applies to classification"),
     (["--class-weights", "1", "2"], "class_weights gives 2 weights for the 11 classes"),
     (["--image-size", "64"], "the scenes are 32x32; generate them at 64"),
     (["--data", "fashion-mnist-scenes:sise=3"], "unknown scene option 'sise'"),
+    (["--train-crop", "18"], "--train-crop 18: unet needs height and width divisible by 4"),
+    (["--train-crop", "40"], "--train-crop 40 is larger than the 32x32 images"),
 ])
 def test_user_errors_are_one_line(items, tmp_path, capsys, argv, message):
     base = _argv(items, tmp_path / "r")
@@ -162,7 +191,7 @@ def test_a_classifier_refuses_segmentation_data_and_segmentation_settings(items,
         assert main(_argv(items, tmp_path / "a", model=TINY)) == 2
         assert "is segmentation data (label maps)" in capsys.readouterr().err
         assert main(_argv(items, tmp_path / "b", "--dice-loss", "1", model=TINY, data="fashion-mnist")) == 2
-        assert "dice_loss apply to segmentation networks" in capsys.readouterr().err
+        assert "dice_loss applies to segmentation networks" in capsys.readouterr().err
 
 
 @pytest.mark.slow

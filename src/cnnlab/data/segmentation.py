@@ -53,6 +53,7 @@ __all__ = [
     "load_mask",
     "load_segmentation_splits",
     "named_segmentation_set",
+    "random_windows",
 ]
 
 PET_CLASSES = ["background", "pet"]
@@ -312,12 +313,43 @@ def joint_crop_flip(
     return image.masked_fill_(outside, 0.0), labels.masked_fill_(outside[:, 0], ignore_index)
 
 
+def random_windows(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    side: int,
+    gen: torch.Generator,
+    shard: Shard = (0, 1),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random ``side`` x ``side`` window per image, cut alike from images (B, C, H, W) and masks (B, H, W).
+
+    Windows lie wholly inside the image (no padding) and keep the pixels as they are (no resampling); an
+    image no larger than ``side`` along a dimension is kept whole along it.
+    """
+    B, _, H, W = x.shape
+    dev = x.device
+    draws = _draw(B, shard, lambda n: torch.rand(n, 2, generator=gen, device=dev))  # top, left
+    rows = _window_indices(draws[:, 0], H, side)  # (B, h)
+    cols = _window_indices(draws[:, 1], W, side)  # (B, w)
+    batch = torch.arange(B, device=dev)[:, None, None]
+    # Advanced indexing around the channel slice puts it last: (B, h, w, C), a channels-last view after permute.
+    image = x[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return image, mask[batch, rows[:, :, None], cols[:, None, :]]
+
+
+def _window_indices(draw: torch.Tensor, extent: int, side: int) -> torch.Tensor:
+    """Per image, the pixel indices along one dimension of a window of ``side`` (the whole extent if smaller)."""
+    side = min(side, extent)
+    start = (draw * (extent - side + 1)).floor().long().clamp(max=extent - side)
+    return start[:, None] + torch.arange(side, device=draw.device)
+
+
 @dataclass
 class SegmentationAugment(BatchAugment):
     """Turns uint8 image batches and label maps into model input and int64 targets: crop and flip both alike."""
 
     ignore_index: int = 255
     crop_scale: tuple[float, float] = (1.0, 1.0)  # random crops of this share of the side (zoom), resized back
+    train_crop: int | None = None  # train on a random window of this side per image
 
     def train(
         self,
@@ -328,6 +360,8 @@ class SegmentationAugment(BatchAugment):
         shard: Shard = (0, 1),
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented, normalized images and their label maps (B, H, W) int64."""
+        if self.train_crop and self.train_crop < max(x.shape[-2:]):
+            x, y = random_windows(x, y, self.train_crop, gen, shard)
         if self.hflip or self.crop_padding > 0 or tuple(self.crop_scale) != (1.0, 1.0):
             x, y = joint_crop_flip(x, y, gen, 0.5 if self.hflip else 0.0, tuple(self.crop_scale),
                                    self.crop_padding, self.ignore_index, shard)

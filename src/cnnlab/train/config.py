@@ -158,6 +158,11 @@ class TrainConfig:
         "image and mask alike",
         nargs=2,
     )
+    train_crop: int | None = _f(
+        None,
+        "segmentation: train on a random S x S window of each image and its mask (evaluation sees whole "
+        "images: the network is fully convolutional); fewer pixels per step, so more steps in a time budget",
+    )
     random_erasing: float = _f(0.0, "probability of erasing a random rectangle per image (0 = off)")
     mixup: float = _f(0.0, "mixup Beta(alpha, alpha) parameter (0 = off)")
     cutmix: float = _f(
@@ -290,6 +295,7 @@ class TrainConfig:
                 len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
                 f"crop_scale is MIN MAX with 0 < MIN <= MAX <= 1, got {self.crop_scale}",
             ),
+            between("train_crop", 1, inf, hi_open=False),
             between("random_erasing", 0, 1, hi_open=False),
             between("mixup", 0, inf),
             between("cutmix", 0, inf),

@@ -180,6 +180,7 @@ def _set_up(
         cfg, data.num_classes, data.meta.in_chans, device, channels_last, cfg.sync_bn and env.enabled, say,
         fresh=ckpt is None,
     )
+    task.check_model(model, data.meta.in_chans)
     torch.manual_seed(cfg.seed + env.rank)  # dropout masks: a stream per process
     optimizer = build_optimizer(
         model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov, tuple(cfg.betas),

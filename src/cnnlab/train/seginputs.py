@@ -53,6 +53,7 @@ def _augment(cfg: TrainConfig, mean, std, num_classes: int, in_chans: int, chann
         channels_last=channels_last,
         ignore_index=cfg.ignore_index,
         crop_scale=tuple(cfg.crop_scale),
+        train_crop=cfg.train_crop,
     )
 
 
@@ -86,6 +87,8 @@ def _check_side(cfg: TrainConfig, info: ModelInfo, size: int) -> None:
     if size < info.min_size:
         raise InputSizeError(f"{cfg.model} takes inputs of at least {info.min_size}x{info.min_size}; the "
                              f"images are {size}x{size}")
+    if cfg.train_crop and cfg.train_crop > size:
+        raise ConfigError(f"--train-crop {cfg.train_crop} is larger than the {size}x{size} images; give at most {size}")
 
 
 def _prepare_scenes(cfg, info, device, env, channels_last, say) -> DataBundle:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data import BatchAugment, BatchSource
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, InputSizeError
 from cnnlab.models.unet import center_crop
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import DistEnv
@@ -26,7 +26,7 @@ from cnnlab.train.segment import evaluate_segmentation
 __all__ = ["ClassificationTask", "SegmentationTask", "Task", "check_task_settings", "soft_dice_loss", "task_for"]
 
 # Settings that only a segmentation run reads, with the value that means "not used".
-_SEGMENTATION_ONLY = {"class_weights": [], "dice_loss": 0.0, "crop_scale": [1.0, 1.0]}
+_SEGMENTATION_ONLY = {"class_weights": [], "dice_loss": 0.0, "crop_scale": [1.0, 1.0], "train_crop": None}
 # Classification augmentations that have no per-pixel meaning here.
 _CLASSIFICATION_ONLY = {"mixup": 0.0, "cutmix": 0.0, "random_erasing": 0.0}
 
@@ -57,6 +57,9 @@ class Task:
 
     def score(self, metrics: dict) -> float:
         return metrics[self.score_key]
+
+    def check_model(self, model: nn.Module, in_chans: int) -> None:
+        """Refuse, before training, settings the built network cannot take."""
 
     def epoch_columns(self, val: dict | None) -> dict:
         """Columns the metrics row of an epoch holds besides the common ones."""
@@ -124,7 +127,18 @@ class SegmentationTask(Task):
             raise ConfigError(f"class_weights gives {len(cfg.class_weights)} weights for the "
                               f"{self.num_classes} classes {', '.join(self.classes)}; give one per class")
         self.class_weights = list(cfg.class_weights) or None
+        self.train_crop = cfg.train_crop
         self._weights: dict[torch.device, torch.Tensor] = {}
+
+    def check_model(self, model: nn.Module, in_chans: int) -> None:
+        """A --train-crop window must be an input the network takes (a U-Net: a multiple of 2^depth)."""
+        check = getattr(model, "check_input", None)
+        if not self.train_crop or check is None:
+            return
+        try:
+            check(torch.empty(1, in_chans, self.train_crop, self.train_crop, device="meta"))
+        except InputSizeError as err:
+            raise ConfigError(f"--train-crop {self.train_crop}: {err}") from None
 
     def _weight(self, device: torch.device) -> torch.Tensor | None:
         if self.class_weights is None:
@@ -189,8 +203,9 @@ def check_task_settings(cfg: TrainConfig, task: str) -> None:
 def _refuse(cfg: TrainConfig, unused: dict, owner: str) -> None:
     given = [k for k, off in unused.items() if getattr(cfg, k) != off]
     if given:
-        raise ConfigError(f"{', '.join(given)} apply to {owner}; leave {'it' if len(given) == 1 else 'them'} "
-                          f"out for {cfg.model}")
+        one = len(given) == 1
+        raise ConfigError(f"{', '.join(given)} {'applies' if one else 'apply'} to {owner}; leave "
+                          f"{'it' if one else 'them'} out for {cfg.model}")
 
 
 def task_for(cfg: TrainConfig, meta: DataMeta) -> Task:
