@@ -145,8 +145,20 @@ def test_the_auxiliary_loss_trains_the_contracting_path(items, tmp_path, monkeyp
     assert deep["params"] == plain["params"] and 0 <= deep["test_miou"] <= 1  # tested on the main output
 
 
-def test_training_on_windows_tests_whole_scenes(items, tmp_path):
+def test_training_on_windows_tests_whole_scenes(items, tmp_path, monkeypatch):
+    import cnnlab.data.segmentation as segmentation
+
+    cut = []
+    windows = segmentation.random_windows
+
+    def recorded(x, mask, side, gen, shard=(0, 1)):
+        image, labels = windows(x, mask, side, gen, shard)
+        cut.append((tuple(x.shape[-2:]), tuple(image.shape[-2:]), tuple(labels.shape[-2:])))
+        return image, labels
+
+    monkeypatch.setattr(segmentation, "random_windows", recorded)
     assert main(_argv(items, tmp_path / "win", "--train-crop", "16")) == 0
+    assert len(cut) == 2 * 4 and set(cut) == {((32, 32), (16, 16), (16, 16))}  # every training batch, 2 epochs
     results = json.loads((tmp_path / "win" / "results.json").read_text())
     assert results["test_pixels"] == 16 * 32 * 32 and 0 <= results["test_miou"] <= 1
     assert json.loads((tmp_path / "win" / "config.json").read_text())["train_crop"] == 16
