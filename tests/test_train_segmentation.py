@@ -233,3 +233,28 @@ def test_two_gloo_processes_pool_one_confusion_matrix(items, tmp_path):
     evaluated = json.loads(one.stdout)
     assert evaluated["pixels"] == results["test_pixels"]
     assert evaluated["miou"] == pytest.approx(results["test_miou"], abs=1e-6)
+
+
+def test_the_error_analysis_reads_a_run_on_its_validation_scenes(items, tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "segmentation_errors.py"
+    spec = importlib.util.spec_from_file_location("segmentation_errors", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results = train(TrainConfig(model="unet", model_args={"width": 4, "depth": 2}, data=SCENES, data_dir=str(items),
+                                epochs=2, batch_size=16, optimizer="adamw", lr=0.01, threads=1, quiet=True,
+                                device="cpu", amp="off", out=str(tmp_path / "run"), tensorboard=False))
+    report = script.analyse(load_checkpoint(tmp_path / "run" / "best.pt"), str(items))
+    # The weights the run kept for their validation mIoU, labelling the same validation scenes.
+    assert report["val_scenes"] == 16 and abs(report["miou"] - results["best_val_miou"]) < 1e-6
+    assert report["miou_with_item_confusions_corrected"] >= report["miou"]
+    val = load_scenes(SceneSpec.parse(SCENES), items)["val"]
+    owner, foreground = script.item_owners(SceneSpec.parse(SCENES), val, str(items))
+    labels = val.extra["placements"]["label"] + 1
+    # Each pixel's item is the one the label map shows: item pixels and only they have an owner, of its class.
+    shown = owner >= 0
+    assert torch.equal(shown, val.labels > 0) and torch.equal(labels[owner[shown]], val.labels[shown].long())
+    assert (torch.bincount(owner[shown], minlength=len(foreground)).numpy() <= foreground).all()
+    placed = sum(row["items"] for row in report["pixel_accuracy_by_visible_share"])
+    assert 16 <= placed <= len(labels)  # the last item of a scene is always seen

@@ -243,13 +243,11 @@ class UNet(ZooModel):
         self.num_features = widths[0] if decoder else widths[-1]
         self.head = SegmentationHead(self.num_features, num_classes, 1 if decoder else self.divisor)
         # Deep supervision: the bottom map scored and upsampled as FCN-32s does, a second loss in training only.
-        self.aux_logits = bool(aux_logits) and decoder and padding == "same"
-        self.aux_in_chs = widths[-1]
-        if aux_logits and not self.aux_logits:
+        if aux_logits and (not decoder or padding != "same"):
             raise ConfigError("aux_logits needs the decoder and padding='same' (its scores are upsampled to the "
                               "input size, as the main output)")
-        self.aux = SegmentationHead(self.aux_in_chs, num_classes, self.divisor) \
-            if self.aux_logits and num_classes > 0 else None
+        self.aux_logits = bool(aux_logits)
+        self.aux = self._aux_head(widths[-1], num_classes)
         self.feature_info = [FeatureInfo(f"stages.{i}", w, 2 ** (i + 1)) for i, w in enumerate(widths[1:])]
         self.min_input_size = self.divisor if padding == "same" else valid_input_size(1, self.depth)
         # The paper's init: Gaussian with std sqrt(2 / N), N = incoming connections of a unit (fan-in).
@@ -303,8 +301,11 @@ class UNet(ZooModel):
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
-        if self.aux_logits:  # no auxiliary scores where the network returns features
-            self.aux = SegmentationHead(self.aux_in_chs, num_classes, self.divisor) if num_classes > 0 else None
+        self.aux = self._aux_head(self.feature_info[-1].num_chs, num_classes)
+
+    def _aux_head(self, in_chs: int, num_classes: int) -> SegmentationHead | None:
+        """The deep-supervision head, where asked for and the network returns scores (not features)."""
+        return SegmentationHead(in_chs, num_classes, self.divisor) if self.aux_logits and num_classes > 0 else None
 
 
 VARIANTS: dict[str, Variant] = {
