@@ -62,3 +62,23 @@ def test_soft_dice_loss_is_zero_for_certain_right_answers_and_skips_ignored_pixe
     uniform = torch.zeros(1, 2, 2, 2)
     expected = 1 - ((2 * 0.5 + 1) / 3.5 + (2 * 1 + 1) / 4.5) / 2
     assert soft_dice_loss(uniform, target, IGNORE) == pytest.approx(expected)
+
+
+def test_soft_dice_loss_matches_the_one_hot_formula_in_value_and_gradient():
+    # Milletari's Eq. 1 written out with one-hot maps, against the gather/bincount form the trainer uses.
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 6, 7, generator=gen, requires_grad=True)
+    target = torch.randint(0, 5, (3, 6, 7), generator=gen)
+    target[0, :2] = IGNORE
+    target[target == 4] = 3  # class 4 absent from the target: its term is then 1 / (sum p + 1)
+    valid = (target != IGNORE).unsqueeze(1)
+    probs = logits.softmax(1) * valid
+    onehot = torch.nn.functional.one_hot(target.masked_fill(~valid[:, 0], 0), 5).permute(0, 3, 1, 2) * valid
+    inter, total = (probs * onehot).sum((0, 2, 3)), probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    reference = 1 - ((2 * inter + 1) / (total + 1)).mean()
+    loss = soft_dice_loss(logits, target, IGNORE)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    (grad,) = torch.autograd.grad(loss, logits)
+    (expected,) = torch.autograd.grad(reference, logits)
+    assert torch.allclose(grad, expected, atol=1e-7)
+    assert grad[0, :, :2].abs().max() == 0  # ignored pixels get no gradient

@@ -87,6 +87,25 @@ def test_no_decay_group_holds_norms_and_biases():
         param_groups(net.requires_grad_(False), 0.0)
 
 
+def test_adamw_takes_the_fused_kernel_on_the_cpu_and_steps_as_the_foreach_one():
+    net = _net()
+    fused = build_optimizer(net, "adamw", 1e-2, 0.05)
+    assert fused.defaults["fused"] and not fused.defaults["foreach"]
+    reference = _net()
+    reference.load_state_dict(net.state_dict())
+    start = net[0].weight.detach().clone()
+    foreach = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=0.05, foreach=True)
+    x = torch.randn(8, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    for model, opt in ((net, fused), (reference, foreach)):
+        for _ in range(3):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(net.parameters(), reference.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert (net[0].weight - start).abs().max() > 1e-3  # it did step
+
+
 def test_ema_follows_the_weights():
     net = _net()
     ema = ModelEma(net, decay=0.5)
