@@ -121,6 +121,8 @@ def test_a_damaged_cache_is_rebuilt(source):
     ("fashion-mnist-scenes:train=1.5", "whole number"),
     ("fashion-mnist-scenes:min_items=3,max_items=2", "min_items <= max_items"),
     ("mnist:size=32", "not a scene data set"),
+    ("fashion-mnist-scenes:train_min_items=2", "together"),
+    ("fashion-mnist-scenes:train_min_items=5,train_max_items=3", "train_min_items <= train_max_items"),
 ])
 def test_bad_options_are_config_errors(text, message):
     with pytest.raises(ConfigError, match=message):
@@ -132,3 +134,22 @@ def test_the_name_spells_out_every_setting_and_parses_back():
     assert spec.size == 96 and spec.train == 500 and spec.max_scale == 2.0 and spec.test == 2000
     assert SceneSpec.parse(spec.name) == spec
     assert np.isclose(scenes.VAL_ITEM_SHARE * 60000, 10000)
+
+
+def test_training_scenes_can_hold_their_own_number_of_items(source):
+    dense = load_scenes(SceneSpec(size=32, train=24, val=6, test=8, train_min_items=5, train_max_items=6), source)
+    counts = torch.bincount(dense["train"].extra["placements"]["scene"], minlength=24)
+    assert counts.min() >= 5 and counts.max() <= 6
+    # Validation and test scenes are those of the setting without the option, scene for scene.
+    plain = load_scenes(SMALL, source)
+    for split in ("val", "test"):
+        assert torch.equal(dense[split].images, plain[split].images)
+        assert torch.equal(dense[split].labels, plain[split].labels)
+    assert (dense["train"].labels > 0).float().mean() > (plain["train"].labels > 0).float().mean()
+
+
+def test_the_training_item_counts_are_named_only_when_set():
+    assert "train_min_items" not in SceneSpec().name  # names (and caches) from before the option still hold
+    spec = SceneSpec.parse("fashion-mnist-scenes:train=500,train_min_items=2,train_max_items=6")
+    assert spec.items("train") == (2, 6) and spec.items("test") == (1, 4)
+    assert SceneSpec.parse(spec.name) == spec and "train_max_items=6" in spec.name

@@ -17,6 +17,10 @@ validation measures items the network never saw. The scenes are generated once p
 as uint8 tensors in a torch file (``<data root>/fashion-mnist-scenes/<key>.pt``, key = every generator
 setting and a digest of the Fashion-MNIST arrays), then held on the device like the classification data.
 Options follow the data set's name: ``fashion-mnist-scenes:size=96,train=20000,seed=1``.
+
+``train_min_items``/``train_max_items`` give the training scenes their own number of items (validation and
+test scenes keep ``min_items..max_items``, and are the very scenes the setting without them gives): denser
+training scenes show more items per pixel computed, which is what a network short of training time lacks.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ FOREGROUND_THRESHOLD = 16  # of 255, on the resized item: see the module docstri
 ITEM_SIDE = 28  # Fashion-MNIST's images
 VAL_ITEM_SHARE = 1 / 6  # of the training items, kept for validation scenes (10000 of 60000)
 _FORMAT = "cnnlab-scenes-v1"  # bump when the generator changes what a setting produces
+_SPLITS = ("train", "val", "test")  # in stream order: a split's scenes are drawn from seed (spec.seed, stream)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class SceneSpec:
     min_scale: float = 0.75  # item side = 28 x scale, scale uniform in [min_scale, max_scale]
     max_scale: float = 1.5
     seed: int = 0
+    train_min_items: int = 0  # items per training scene when set (both, or neither); 0: min_items..max_items
+    train_max_items: int = 0
 
     @classmethod
     def parse(cls, text: str) -> SceneSpec:
@@ -96,6 +103,12 @@ class SceneSpec:
              f"scene counts: train and test at least 1, val 0 or more; got {self.train}, {self.test}, {self.val}"),
             (1 <= self.min_items <= self.max_items, f"items per scene: 1 <= min_items <= max_items, got "
                                                     f"{self.min_items}..{self.max_items}"),
+            ((self.train_min_items == 0) == (self.train_max_items == 0),
+             f"set train_min_items and train_max_items together, got {self.train_min_items}.."
+             f"{self.train_max_items}"),
+            (not self.train_min_items or 1 <= self.train_min_items <= self.train_max_items,
+             f"items per training scene: 1 <= train_min_items <= train_max_items, got {self.train_min_items}.."
+             f"{self.train_max_items}"),
             (0.1 <= self.min_scale <= self.max_scale, f"scales: 0.1 <= min_scale <= max_scale, got "
                                                       f"{self.min_scale}..{self.max_scale}"),
         ]
@@ -107,10 +120,23 @@ class SceneSpec:
     @property
     def name(self) -> str:
         """The data set's full name, every setting spelled out (what checkpoints store)."""
-        return f"{SCENES_NAME}:{format_options(asdict(self))}"
+        return f"{SCENES_NAME}:{format_options(self.settings())}"
+
+    def settings(self) -> dict:
+        """Every setting, less the training-scene item counts when unset (names and caches made before them hold)."""
+        values = asdict(self)
+        if not self.train_min_items:
+            del values["train_min_items"], values["train_max_items"]
+        return values
 
     def count(self, split: str) -> int:
         return {"train": self.train, "val": self.val, "test": self.test}[split]
+
+    def items(self, split: str) -> tuple[int, int]:
+        """The least and most items a scene of ``split`` holds."""
+        if split == "train" and self.train_min_items:
+            return self.train_min_items, self.train_max_items
+        return self.min_items, self.max_items
 
 
 def is_scenes_name(name: str) -> bool:
@@ -123,9 +149,10 @@ def scene_classes() -> list[str]:
     return ["background", *FASHION_CLASSES]
 
 
-def _placements(rng: np.random.Generator, scenes: int, pool: int, spec: SceneSpec) -> dict[str, np.ndarray]:
+def _placements(rng: np.random.Generator, scenes: int, pool: int, spec: SceneSpec,
+                items: tuple[int, int]) -> dict[str, np.ndarray]:
     """Every item placement of ``scenes`` scenes in pasting order: scene, item index, side, top, left."""
-    counts = rng.integers(spec.min_items, spec.max_items + 1, size=scenes)
+    counts = rng.integers(items[0], items[1] + 1, size=scenes)
     scene = np.repeat(np.arange(scenes), counts)
     total = len(scene)
     item = rng.integers(0, pool, size=total)
@@ -153,7 +180,8 @@ def _resized_items(images: torch.Tensor, item: np.ndarray, side: np.ndarray) -> 
 def generate_scenes(items: ArrayDataset, count: int, spec: SceneSpec, stream: int) -> ArrayDataset:
     """``count`` scenes of ``items`` (28x28 Fashion-MNIST images and labels), drawn from seed (spec.seed, stream)."""
     rng = np.random.default_rng([spec.seed, stream])
-    place = _placements(rng, count, len(items), spec)
+    split = _SPLITS[stream]
+    place = _placements(rng, count, len(items), spec, spec.items(split))
     patches = _resized_items(items.images, place["item"], place["side"])
     labels = items.labels.numpy()[place["item"]] + 1
     canvas = np.zeros((count, spec.size, spec.size), np.uint8)
@@ -169,7 +197,7 @@ def generate_scenes(items: ArrayDataset, count: int, spec: SceneSpec, stream: in
         torch.from_numpy(canvas).unsqueeze(1),
         torch.from_numpy(masks),
         scene_classes(),
-        name=f"{SCENES_NAME}:{['train', 'val', 'test'][stream]}",
+        name=f"{SCENES_NAME}:{split}",
         source=items.source,
         extra={"placements": {k: torch.from_numpy(v) for k, v in place.items()}},
     )
@@ -195,7 +223,7 @@ def _item_pools(fashion: dict[str, ArrayDataset], spec: SceneSpec) -> dict[str, 
 
 
 def _cache_path(spec: SceneSpec, digest: str, data_dir: str | Path | None) -> Path:
-    key = hashlib.blake2b(json.dumps([_FORMAT, asdict(spec), digest]).encode(), digest_size=10).hexdigest()
+    key = hashlib.blake2b(json.dumps([_FORMAT, spec.settings(), digest]).encode(), digest_size=10).hexdigest()
     return download_root(data_roots(data_dir)) / SCENES_NAME / f"{key}.pt"
 
 
@@ -205,7 +233,7 @@ def _read_cache(path: Path, spec: SceneSpec, source: str) -> dict[str, ArrayData
         return None
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
-        if stored.get("format") != _FORMAT or stored.get("spec") != asdict(spec):
+        if stored.get("format") != _FORMAT or stored.get("spec") != spec.settings():
             return None
         return {
             split: ArrayDataset(stored[f"{split}_images"], stored[f"{split}_masks"], scene_classes(),
@@ -217,7 +245,7 @@ def _read_cache(path: Path, spec: SceneSpec, source: str) -> dict[str, ArrayData
 
 
 def _write_cache(path: Path, spec: SceneSpec, splits: dict[str, ArrayDataset], say: Callable[[str], None]) -> None:
-    payload: dict = {"format": _FORMAT, "spec": asdict(spec)}
+    payload: dict = {"format": _FORMAT, "spec": spec.settings()}
     for split, data in splits.items():
         payload.update({f"{split}_images": data.images, f"{split}_masks": data.labels,
                         f"{split}_placements": data.extra["placements"]})
@@ -243,6 +271,6 @@ def load_scenes(
         f"(once; cached in {path})")
     pools = _item_pools(fashion, spec)
     splits = {split: generate_scenes(pools[split], max(spec.count(split), 0), spec, stream)
-              for stream, split in enumerate(("train", "val", "test"))}
+              for stream, split in enumerate(_SPLITS)}
     _write_cache(path, spec, splits, say)
     return splits
