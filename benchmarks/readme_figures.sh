@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the README's explanation, design-space and segmentation figures in docs/img/ with the
 # commands the README shows beside them. On 2 cores: the demo ~10 min (skipped when runs/demo is
-# finished), explanations ~8 min, the design-space benchmark ~55 min, segmentation ~25 min, the notes'
+# finished), explanations ~8 min, the design-space benchmark ~55 min, segmentation ~30 min, the notes'
 # experiments ~45 min (quick budget, 3 seeds; small-kernels also at full: ~11 min more).
 #   bash benchmarks/readme_figures.sh            # everything
 #   bash benchmarks/readme_figures.sh explain    # one part: explain, designspace, segmentation or experiments
