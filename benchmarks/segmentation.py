@@ -153,6 +153,8 @@ def _item_range(text: str) -> tuple[int, int] | None:
         lo, hi = (int(v) for v in text.split("-"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"write the item counts as LO-HI, e.g. 2-6 (or 0), not {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"the item counts need 1 <= LO <= HI, got {text!r}")
     return lo, hi
 
 
