@@ -21,12 +21,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-# _item_pools and _resized_items are the generator's own: they give each pixel its placed item exactly.
-from cnnlab.data.scenes import FOREGROUND_THRESHOLD, SceneSpec, _item_pools, _resized_items, load_scenes
-from cnnlab.data.sources import load_arrays
+from cnnlab.data.scenes import SceneSpec, item_owners, load_scenes
 from cnnlab.models import create_model
 from cnnlab.train import load_checkpoint
 from cnnlab.train.segmetrics import confusion_matrix, segmentation_scores
@@ -48,20 +45,6 @@ def predictions(ckpt: dict, images: torch.Tensor, batch: int = 250) -> torch.Ten
                           for i in range(0, len(images), batch)])
 
 
-def item_owners(spec: SceneSpec, scenes, data_dir: str | None) -> tuple[torch.Tensor, np.ndarray]:
-    """(per pixel, the index of the placed item it shows or -1; per item, its foreground pixels before occlusion)."""
-    place = {k: v.numpy() for k, v in scenes.extra["placements"].items()}
-    pool = _item_pools(load_arrays("fashion-mnist", data_dir, True), spec)["val"]
-    owner = np.full(tuple(scenes.labels.shape), -1, np.int64)
-    foreground = np.zeros(len(place["item"]), np.int64)
-    for j, patch in enumerate(_resized_items(pool.images, place["item"], place["side"])):
-        s, top, left, side = (int(place[k][j]) for k in ("scene", "top", "left", "side"))
-        fg = patch >= FOREGROUND_THRESHOLD
-        owner[s, top:top + side, left:left + side][fg] = j  # pasting order: later items overwrite
-        foreground[j] = fg.sum()
-    return torch.from_numpy(owner), foreground
-
-
 def analyse(ckpt: dict, data_dir: str | None) -> dict:
     spec = SceneSpec.parse(ckpt["data"]["dataset"])
     scenes = load_scenes(spec, data_dir)["val"]
@@ -74,7 +57,7 @@ def analyse(ckpt: dict, data_dir: str | None) -> dict:
     fixed = conf.clone()
     fixed.diagonal()[1:] += fixed[1:, 1:].sum(1) - fixed.diagonal()[1:]  # item pixels given their own class
     fixed[1:, 1:] = torch.diag(fixed.diagonal()[1:])
-    owner, foreground = item_owners(spec, scenes, data_dir)
+    owner, foreground = item_owners(spec, scenes, "val", data_dir)
     shown = owner >= 0
     right = (pred == target)[shown].double()
     visible = torch.bincount(owner[shown], minlength=len(foreground)).double()

@@ -15,7 +15,7 @@ from _segdata import shape_items, write_items
 from _tiny import state_dicts_equal
 from cnnlab.cli import main
 from cnnlab.data import TensorBatches, channel_stats
-from cnnlab.data.scenes import SceneSpec, load_scenes
+from cnnlab.data.scenes import SceneSpec, item_owners, load_scenes
 from cnnlab.data.segmentation import SegmentationAugment
 from cnnlab.models.unet import valid_output_size
 from cnnlab.train import TrainConfig, load_checkpoint, resume_training, train
@@ -250,7 +250,7 @@ def test_the_error_analysis_reads_a_run_on_its_validation_scenes(items, tmp_path
     assert report["val_scenes"] == 16 and abs(report["miou"] - results["best_val_miou"]) < 1e-6
     assert report["miou_with_item_confusions_corrected"] >= report["miou"]
     val = load_scenes(SceneSpec.parse(SCENES), items)["val"]
-    owner, foreground = script.item_owners(SceneSpec.parse(SCENES), val, str(items))
+    owner, foreground = item_owners(SceneSpec.parse(SCENES), val, "val", str(items))
     labels = val.extra["placements"]["label"] + 1
     # Each pixel's item is the one the label map shows: item pixels and only they have an owner, of its class.
     shown = owner >= 0

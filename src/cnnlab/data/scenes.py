@@ -47,6 +47,7 @@ __all__ = [
     "SceneSpec",
     "generate_scenes",
     "is_scenes_name",
+    "item_owners",
     "load_scenes",
     "scene_classes",
 ]
@@ -201,6 +202,22 @@ def generate_scenes(items: ArrayDataset, count: int, spec: SceneSpec, stream: in
         source=items.source,
         extra={"placements": {k: torch.from_numpy(v) for k, v in place.items()}},
     )
+
+
+def item_owners(spec: SceneSpec, scenes: ArrayDataset, split: str,
+                data_dir: str | Path | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """Per pixel of ``split``'s scenes, the index of the placed item it shows (-1: background); per placed item,
+    its foreground pixels before occlusion. Pastes the items again as ``generate_scenes`` did, in order."""
+    place = {k: v.numpy() for k, v in scenes.extra["placements"].items()}
+    pool = _item_pools(load_arrays("fashion-mnist", data_dir, True), spec)[split]
+    owner = np.full(tuple(scenes.labels.shape), -1, np.int64)
+    foreground = np.zeros(len(place["item"]), np.int64)
+    for j, patch in enumerate(_resized_items(pool.images, place["item"], place["side"])):
+        s, top, left, side = (int(place[k][j]) for k in ("scene", "top", "left", "side"))
+        fg = patch >= FOREGROUND_THRESHOLD
+        owner[s, top : top + side, left : left + side][fg] = j  # later items overwrite, as they occlude
+        foreground[j] = fg.sum()
+    return torch.from_numpy(owner), foreground
 
 
 def _digest(splits: dict[str, ArrayDataset]) -> str:
